@@ -1,0 +1,127 @@
+"""The session id of the current thread or asyncio task.
+
+The id lives in one :class:`contextvars.ContextVar` named ``tracectrl_session_id``,
+so every thread and every asyncio task sees its own value.  This module is the
+only place that writes it without a token and the only place that validates an id.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from contextvars import ContextVar
+from typing import Optional
+
+__all__ = [
+    "MAX_SESSION_ID_LENGTH",
+    "SESSION_ID_ENV_VAR",
+    "current_session_id",
+    "new_session",
+    "set_session_id",
+    "validate_session_id",
+]
+
+#: Environment variable that :func:`new_session` uses instead of a fresh UUID.
+SESSION_ID_ENV_VAR = "TRACECTRL_SESSION_ID"
+
+#: The longest session id accepted, in characters.
+MAX_SESSION_ID_LENGTH = 256
+
+_session_id: ContextVar[Optional[str]] = ContextVar("tracectrl_session_id", default=None)
+
+# Unicode category Cc: C0 controls, DEL and C1 controls.  Any of them could split
+# a header or a log line, so none is allowed anywhere in an id.
+_CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def new_session() -> str:
+    """Start a session in the current context and return its id.
+
+    The id is ``$TRACECTRL_SESSION_ID`` when that variable is set and not empty,
+    otherwise a new random :func:`uuid.uuid4` string.  The value stays in force
+    for the rest of the current thread or task; use
+    :func:`tracectrl.session_scope` to have it reset afterwards.
+
+    Raises:
+        ValueError: ``$TRACECTRL_SESSION_ID`` is set to an invalid id.
+    """
+    session_id = _fresh_session_id()
+    _session_id.set(session_id)
+    return session_id
+
+
+def current_session_id() -> str | None:
+    """Return the session id in force in this thread or task, or ``None`` if there is none."""
+    return _session_id.get()
+
+
+def set_session_id(sid: str) -> None:
+    """Make ``sid`` the session id of the current context.
+
+    ``$TRACECTRL_SESSION_ID`` is ignored: the value passed in is always written.
+    Nothing is written when ``sid`` is rejected.
+
+    Raises:
+        TypeError: ``sid`` is not a ``str``.
+        ValueError: ``sid`` is empty, blank, longer than 256 characters, or holds
+            a control character.
+    """
+    _session_id.set(validate_session_id(sid))
+
+
+def validate_session_id(sid: object) -> str:
+    """Return ``sid`` unchanged if it is a valid session id, else raise.
+
+    A valid id is a ``str`` of 1 to 256 characters that is not only whitespace
+    and holds no control character (Unicode category ``Cc``: ``\\x00``-``\\x1f``,
+    ``\\x7f``-``\\x9f``).  Spaces, punctuation and non-ASCII letters are fine.
+
+    Raises:
+        TypeError: ``sid`` is not a ``str``.
+        ValueError: the message names the rule that ``sid`` breaks.
+    """
+    if type(sid) is not str:
+        if not isinstance(sid, str):
+            raise TypeError(f"session id must be a str, got {type(sid).__name__}")
+        sid = str(sid)
+    problem = session_id_problem(sid)
+    if problem is not None:
+        raise ValueError(problem)
+    return sid
+
+
+def session_id_problem(sid: str) -> str | None:
+    """Say which rule ``sid`` breaks, or return ``None`` when it is a valid id.
+
+    The non-raising twin of :func:`validate_session_id`, for the wire path, where
+    bad input is ignored rather than raised.
+    """
+    length = len(sid)
+    # Fast path: a printable string holds no control character.
+    if 0 < length <= MAX_SESSION_ID_LENGTH and sid.isprintable() and not sid.isspace():
+        return None
+    if length == 0:
+        return "session id must not be empty"
+    if length > MAX_SESSION_ID_LENGTH:
+        return f"session id must be at most {MAX_SESSION_ID_LENGTH} characters, got {length}"
+    control = _CONTROL_CHARACTER.search(sid)
+    if control is not None:
+        return (
+            "session id must not contain control characters, "
+            f"got {control.group()!r} at index {control.start()}"
+        )
+    if sid.isspace():
+        return "session id must not be only whitespace"
+    return None
+
+
+def _fresh_session_id() -> str:
+    """Return ``$TRACECTRL_SESSION_ID`` if set and not empty, else a new UUID4 string."""
+    from_env = os.environ.get(SESSION_ID_ENV_VAR)
+    if from_env:
+        problem = session_id_problem(from_env)
+        if problem is not None:
+            raise ValueError(f"${SESSION_ID_ENV_VAR} is not a valid session id: {problem}")
+        return from_env
+    return str(uuid.uuid4())
