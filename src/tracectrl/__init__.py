@@ -1,3 +1,30 @@
-"""Keep a session id and a W3C trace with every piece of work."""
+"""Keep a session id and a W3C trace with every piece of work in a multi-agent system.
+
+The whole public API is importable from here; :mod:`tracectrl.session` and
+:mod:`tracectrl.context` are also public, as the original spec names them.
+"""
+
+from tracectrl.scope import SessionIdFactory, session_scope, with_session
+from tracectrl.session import (
+    MAX_SESSION_ID_LENGTH,
+    SESSION_ID_ENV_VAR,
+    current_session_id,
+    new_session,
+    set_session_id,
+    validate_session_id,
+)
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "MAX_SESSION_ID_LENGTH",
+    "SESSION_ID_ENV_VAR",
+    "SessionIdFactory",
+    "__version__",
+    "current_session_id",
+    "new_session",
+    "session_scope",
+    "set_session_id",
+    "validate_session_id",
+    "with_session",
+]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import NamedTuple, Optional
 
-from tracectrl._tokens import reset_latest
+from tracectrl._tokens import reset
 from tracectrl._trace import TraceContext, attach_trace, current_trace, detach_trace
 from tracectrl.session import _session_id
 
@@ -48,4 +48,4 @@ class applied:
         tb: TracebackType | None,
     ) -> None:
         detach_trace(self._trace_token)
-        reset_latest(_session_id, [self._session_token])
+        reset(_session_id, self._session_token)

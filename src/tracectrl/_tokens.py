@@ -39,6 +39,16 @@ def reset_latest(var: ContextVar[Optional[_T]], tokens: list[Token[Optional[_T]]
         restore_elsewhere(var, tokens.pop())
 
 
+def reset(var: ContextVar[Optional[_T]], token: Token[Optional[_T]]) -> None:
+    """Reset ``var`` with ``token``; if it was made in another context, restore safely there."""
+    try:
+        var.reset(token)
+    except ValueError:
+        restore_elsewhere(var, token)
+    except RuntimeError:
+        pass  # already used: nothing left to restore
+
+
 def restore_elsewhere(var: ContextVar[Optional[_T]], token: Token[Optional[_T]]) -> None:
     """Set the value from before ``token`` in the current context and warn once per call site.
 

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Every check tracectrl has, from a fresh clone: installs what it needs into .venv/,
+# then runs ruff, mypy --strict, the strict docs build, pytest on every pyenv
+# Python 3.9-3.13, and every example.  Exits non-zero on the first failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYENV_ROOT="${PYENV_ROOT:-$HOME/.pyenv}"
+MINORS=(3.9 3.10 3.11 3.12 3.13)
+TOOLS_MINOR=3.13  # the interpreter that runs ruff, mypy, the docs build and the examples
+
+log() { printf '\n==> %s\n' "$*"; }
+
+interpreter() {  # the newest pyenv CPython of one minor version, or nothing
+    local candidates
+    candidates=$(ls -d "$PYENV_ROOT/versions/$1".[0-9]* 2>/dev/null | sort -V) || true
+    [ -n "$candidates" ] && printf '%s/bin/python\n' "$(tail -n 1 <<<"$candidates")"
+}
+
+setup_venv() {  # setup_venv MINOR EXTRAS: create .venv/pyMINOR and install the project into it
+    local minor=$1 extras=$2 python venv stamp want
+    python=$(interpreter "$minor")
+    venv=".venv/py$minor"
+    want="$extras $(cat pyproject.toml | sha256sum | cut -c1-16)"
+    stamp="$venv/.tracectrl-installed"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+        return 0
+    fi
+    rm -rf "$venv"
+    "$python" -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --upgrade pip
+    "$venv/bin/python" -m pip install --quiet -e ".[$extras]"
+    echo "$want" >"$stamp"
+}
+
+log "Python interpreters"
+for minor in "${MINORS[@]}"; do
+    python=$(interpreter "$minor")
+    if [ -z "$python" ]; then
+        echo "error: no pyenv Python $minor under $PYENV_ROOT/versions; install it with 'pyenv install $minor'" >&2
+        exit 1
+    fi
+    echo "$minor: $python"
+done
+
+log "Installing into .venv/ (skipped where pyproject.toml is unchanged)"
+mkdir -p .venv
+pids=()
+for minor in "${MINORS[@]}"; do
+    extras=test
+    [ "$minor" = "$TOOLS_MINOR" ] && extras=dev
+    setup_venv "$minor" "$extras" >".venv/setup-$minor.log" 2>&1 &
+    pids+=("$!")
+done
+status=0
+for i in "${!pids[@]}"; do
+    if ! wait "${pids[$i]}"; then
+        echo "error: installing into .venv/py${MINORS[$i]} failed:" >&2
+        cat ".venv/setup-${MINORS[$i]}.log" >&2
+        status=1
+    fi
+    rm -f ".venv/setup-${MINORS[$i]}.log"
+done
+[ "$status" = 0 ] || exit "$status"
+TOOLS=".venv/py$TOOLS_MINOR/bin"
+
+log "ruff"
+"$TOOLS/ruff" check src tests examples
+"$TOOLS/ruff" format --check src tests examples
+
+log "mypy --strict (src and tests/typing)"
+"$TOOLS/mypy"
+
+log "docs: mkdocs build --strict"
+"$TOOLS/mkdocs" build --strict --quiet --config-file docs/mkdocs.yml --site-dir "$(mktemp -d)"
+
+for minor in "${MINORS[@]}"; do
+    log "pytest on Python $minor"
+    ".venv/py$minor/bin/python" -m pytest -q -p no:cacheprovider
+done
+
+log "examples"
+for example in examples/*.py; do
+    echo "--- $example"
+    "$TOOLS/python" "$example"
+done
+
+log "all checks passed"

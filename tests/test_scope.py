@@ -1,0 +1,254 @@
+"""session_scope: join or start, restore on every exit path, per-entry tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+import warnings
+
+import pytest
+
+from tracectrl import current_session_id, new_session, session_scope, set_session_id
+
+
+def test_scope_with_id_sets_it_and_restores_none_after() -> None:
+    with session_scope("abc") as sid:
+        assert sid == "abc"
+        assert current_session_id() == "abc"
+    assert current_session_id() is None
+
+
+def test_scope_restores_previous_session_after_exception() -> None:
+    set_session_id("outer")
+    with pytest.raises(RuntimeError, match="boom"), session_scope("inner"):
+        assert current_session_id() == "inner"
+        raise RuntimeError("boom")
+    assert current_session_id() == "outer"
+
+
+def test_scope_undoes_set_session_id_called_inside_it() -> None:
+    set_session_id("outer")
+    with session_scope():
+        set_session_id("changed-inside")
+    assert current_session_id() == "outer"
+
+
+def test_scope_without_id_joins_the_current_session() -> None:
+    set_session_id("running")
+    with session_scope() as sid:
+        assert sid == "running"
+        assert current_session_id() == "running"
+    assert current_session_id() == "running"
+
+
+def test_scope_without_id_starts_a_session_when_there_is_none() -> None:
+    with session_scope() as sid:
+        assert sid
+        assert current_session_id() == sid
+    assert current_session_id() is None
+
+
+def test_scope_new_starts_a_session_even_inside_one() -> None:
+    set_session_id("running")
+    with session_scope(new=True) as sid:
+        assert sid != "running"
+        assert current_session_id() == sid
+    assert current_session_id() == "running"
+
+
+def test_scope_new_uses_the_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACECTRL_SESSION_ID", "fixed-session-for-testing")
+    with session_scope(new=True) as sid:
+        assert sid == "fixed-session-for-testing"
+    with session_scope("explicit") as sid:
+        assert sid == "explicit", "an explicit id ignores the environment variable"
+
+
+def test_nested_scopes_restore_each_level() -> None:
+    seen = []
+    with session_scope("a"):
+        with session_scope("b"):
+            with session_scope("c"):
+                seen.append(current_session_id())
+            seen.append(current_session_id())
+        seen.append(current_session_id())
+    seen.append(current_session_id())
+    assert seen == ["c", "b", "a", None]
+
+
+def test_one_scope_object_entered_nested_restores_each_level() -> None:
+    scope = session_scope("same")
+    set_session_id("outer")
+    with scope:
+        set_session_id("middle")
+        with scope:
+            assert current_session_id() == "same"
+        assert current_session_id() == "middle"
+    assert current_session_id() == "outer"
+
+
+def test_one_scope_object_can_be_reused_after_exit() -> None:
+    scope = session_scope(new=True)
+    with scope as first:
+        pass
+    with scope as second:
+        pass
+    assert first != second
+    assert current_session_id() is None
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error", "message"),
+    [
+        ((42,), {}, TypeError, "session id must be a str, got int"),
+        (("",), {}, ValueError, "must not be empty"),
+        (("x" * 300,), {}, ValueError, "at most 256 characters, got 300"),
+        (("a\nb",), {}, ValueError, "control characters"),
+        (("id",), {"new": True}, ValueError, "either a session_id or new=True"),
+    ],
+)
+def test_scope_rejects_bad_arguments_before_entering(
+    args: tuple[object, ...], kwargs: dict[str, bool], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        session_scope(*args, **kwargs)  # type: ignore[arg-type]
+    assert current_session_id() is None
+
+
+def test_async_scope_restores_previous_session_after_exception() -> None:
+    async def main() -> None:
+        set_session_id("outer")
+        with pytest.raises(KeyError):
+            async with session_scope("inner") as sid:
+                assert sid == "inner"
+                await asyncio.sleep(0)
+                assert current_session_id() == "inner"
+                raise KeyError("boom")
+        assert current_session_id() == "outer"
+
+    asyncio.run(main())
+
+
+def test_async_scope_restores_previous_session_after_cancellation() -> None:
+    async def main() -> None:
+        entered = asyncio.Event()
+        seen_after: list[str | None] = []
+
+        async def work() -> None:
+            set_session_id("task-before")
+            try:
+                async with session_scope("inside"):
+                    entered.set()
+                    await asyncio.Event().wait()  # until cancelled
+            finally:
+                seen_after.append(current_session_id())
+
+        task = asyncio.create_task(work())
+        await entered.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert seen_after == ["task-before"]
+        assert current_session_id() is None
+
+    asyncio.run(main())
+
+
+def test_one_scope_object_entered_by_300_tasks_gives_each_its_own_previous_session() -> None:
+    async def main() -> None:
+        scope = session_scope("shared")
+        tasks = 300
+        all_entered = asyncio.Event()
+        # Exits go first-in first-out, so no exit is by the newest entry of the object.
+        exited = [asyncio.Event() for _ in range(tasks)]
+        entered = 0
+
+        async def task(index: int) -> None:
+            nonlocal entered
+            set_session_id(f"before-{index}")
+            assert current_session_id() == f"before-{index}"
+            async with scope as sid:
+                assert sid == "shared"
+                entered += 1
+                if entered == tasks:
+                    all_entered.set()
+                await all_entered.wait()  # every task is inside the same object at once
+                assert current_session_id() == "shared"
+                if index:
+                    await exited[index - 1].wait()
+            assert current_session_id() == f"before-{index}"
+            exited[index].set()
+
+        await asyncio.gather(*(task(i) for i in range(tasks)))
+        assert current_session_id() is None
+
+    asyncio.run(main())
+
+
+def test_scope_exited_in_another_task_warns_and_restores_there_only() -> None:
+    async def main() -> None:
+        scope = session_scope("opened-in-a")
+        entered = asyncio.Event()
+        a_may_finish = asyncio.Event()
+        a_seen: list[str | None] = []
+
+        async def task_a() -> None:
+            set_session_id("a-before")
+            scope.__enter__()
+            entered.set()
+            await a_may_finish.wait()
+            a_seen.append(current_session_id())
+
+        async def task_b() -> str | None:
+            set_session_id("b-own")
+            await entered.wait()
+            with pytest.warns(RuntimeWarning, match="exited in a different thread or task"):
+                scope.__exit__(None, None, None)
+            return current_session_id()
+
+        a = asyncio.create_task(task_a())
+        b_after = await asyncio.create_task(task_b())
+        a_may_finish.set()
+        await a
+        # The exiting task gets the value from before the scope; the entering task,
+        # which no other task can change, keeps the scope's value.
+        assert b_after == "a-before"
+        assert a_seen == ["opened-in-a"]
+
+    asyncio.run(main())
+
+
+def test_scope_exited_in_another_thread_does_not_raise() -> None:
+    scope = session_scope("main-thread-scope")
+    scope.__enter__()
+    errors: list[BaseException] = []
+
+    def exit_elsewhere() -> None:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                scope.__exit__(None, None, None)
+        except BaseException as exc:  # pragma: no cover - the assertion below reports it
+            errors.append(exc)
+
+    thread = threading.Thread(target=exit_elsewhere)
+    thread.start()
+    thread.join()
+    assert errors == []
+    assert current_session_id() == "main-thread-scope"
+
+
+def test_scope_repr_names_its_mode() -> None:
+    assert repr(session_scope("abc")) == "session_scope('abc')"
+    assert repr(session_scope()) == "session_scope()"
+    assert repr(session_scope(new=True)) == "session_scope(new=True)"
+
+
+def test_new_session_inside_a_scope_is_undone_on_exit() -> None:
+    def body() -> str | None:
+        with session_scope("outer"):
+            new_session()
+        return current_session_id()
+
+    assert contextvars.copy_context().run(body) is None

@@ -1,0 +1,137 @@
+"""Isolation under load: thousands of tasks and many threads, each seeing only its own session."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import anyio
+import pytest
+
+from tracectrl import current_session_id, session_scope, set_session_id, with_session
+
+
+def test_5000_tasks_under_with_session_new_each_see_one_unique_session() -> None:
+    tasks = 5000
+
+    async def main() -> None:
+        set_session_id("caller")
+        release = asyncio.Event()
+        started = 0
+        all_started = asyncio.Event()
+
+        @with_session(new=True)
+        async def agent() -> str:
+            nonlocal started
+            mine = current_session_id()
+            assert mine is not None
+            assert mine != "caller"
+            started += 1
+            if started == tasks:
+                all_started.set()
+            await release.wait()  # every agent is inside its scope at once
+            for _ in range(3):
+                assert current_session_id() == mine
+                await asyncio.sleep(0)
+            return mine
+
+        async def request(index: int) -> tuple[str | None, str, str | None]:
+            before = f"req-{index}"
+            set_session_id(before)
+            seen = await agent()
+            return before, seen, current_session_id()
+
+        pending = [asyncio.create_task(request(i)) for i in range(tasks)]
+        await all_started.wait()
+        assert current_session_id() == "caller"
+        release.set()
+        results = await asyncio.gather(*pending)
+        assert len({seen for _, seen, _ in results}) == tasks
+        assert all(before == after for before, _, after in results)
+        assert current_session_id() == "caller"
+
+    asyncio.run(main())
+
+
+def test_32_threads_with_200_nested_scopes_never_see_another_threads_session() -> None:
+    threads, depth = 32, 200
+    barrier = threading.Barrier(threads)
+    failures: list[str] = []
+
+    def worker(index: int) -> None:
+        try:
+            assert current_session_id() is None
+            barrier.wait()
+            stack: list[session_scope] = []
+            for level in range(depth):
+                scope = session_scope(f"t{index}-l{level}")
+                scope.__enter__()
+                stack.append(scope)
+                if current_session_id() != f"t{index}-l{level}":
+                    failures.append(f"thread {index} level {level}: {current_session_id()}")
+            barrier.wait()  # every thread is 200 scopes deep at once
+            for level in reversed(range(depth)):
+                if current_session_id() != f"t{index}-l{level}":
+                    failures.append(f"thread {index} level {level}: {current_session_id()}")
+                stack.pop().__exit__(None, None, None)
+            if current_session_id() is not None:
+                failures.append(f"thread {index} kept {current_session_id()}")
+        except BaseException as exc:  # pragma: no cover - reported below
+            failures.append(f"thread {index}: {exc!r}")
+            barrier.abort()
+
+    pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    assert failures == []
+    assert current_session_id() is None
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_async_scope_isolates_tasks_under_each_async_backend(backend: str) -> None:
+    tasks = 200
+    seen: dict[int, list[str | None]] = {}
+
+    async def task(index: int, ready: anyio.Event, all_ready: list[int]) -> None:
+        before = current_session_id()
+        async with session_scope(f"{backend}-{index}") as sid:
+            all_ready.append(index)
+            if len(all_ready) == tasks:
+                ready.set()
+            await ready.wait()
+            await anyio.sleep(0)
+            inside = current_session_id()
+        seen[index] = [before, sid, inside, current_session_id()]
+
+    async def main() -> None:
+        ready = anyio.Event()
+        all_ready: list[int] = []
+        async with session_scope("parent"):
+            async with anyio.create_task_group() as group:
+                for i in range(tasks):
+                    group.start_soon(task, i, ready, all_ready)
+            assert current_session_id() == "parent"
+        assert current_session_id() is None
+
+    anyio.run(main, backend=backend)
+    assert seen == {
+        i: ["parent", f"{backend}-{i}", f"{backend}-{i}", "parent"] for i in range(tasks)
+    }
+
+
+def test_async_scope_restores_after_trio_cancellation() -> None:
+    after: list[str | None] = []
+
+    async def main() -> None:
+        with anyio.CancelScope() as cancel:
+            try:
+                async with session_scope("cancelled"):
+                    cancel.cancel()
+                    await anyio.sleep_forever()
+            finally:
+                after.append(current_session_id())
+
+    anyio.run(main, backend="trio")
+    assert after == [None]
