@@ -23,7 +23,7 @@ from typing import (
 
 from typing_extensions import ParamSpec
 
-from tracectrl._tokens import reset, reset_latest
+from tracectrl._tokens import reset, reset_latest, restore_elsewhere
 from tracectrl.session import _fresh_session_id, _session_id, validate_session_id
 
 __all__ = ["SessionIdFactory", "session_scope", "with_session"]
@@ -56,22 +56,28 @@ class session_scope:
         ValueError: ``session_id`` is invalid, or given together with ``new=True``.
     """
 
-    __slots__ = ("_new", "_session_id", "_tokens")
+    __slots__ = ("_session_id", "_tokens")
 
     def __init__(self, session_id: str | None = None, *, new: bool = False) -> None:
-        if session_id is not None:
-            if new:
-                raise ValueError("pass either a session_id or new=True, not both")
-            session_id = validate_session_id(session_id)
-        self._session_id = session_id
-        self._new = new
-        self._tokens: list[Token[Optional[str]]] = []
+        # The identity check skips re-validating the id the previous scope was built with,
+        # which keeps `with session_scope(sid):` in a loop near the cost of a bare set/reset.
+        mode: str | object | None = session_id
+        if session_id is not _last_checked_id or new:
+            mode = _checked_scope_id(session_id, new)
+        self._session_id = mode
+        # None, the token of the only open entry, or a list of tokens when the object is
+        # entered again before it is exited (nesting, or several tasks at once).
+        self._tokens: Token[Optional[str]] | list[Token[Optional[str]]] | None = None
 
     def __enter__(self) -> str:
         session_id = self._session_id
-        if session_id is None:
-            session_id = _resolve_joined(self._new)
-        self._tokens.append(_session_id.set(session_id))
+        if session_id.__class__ is not str:
+            session_id = _resolve_joined(session_id is _NEW)
+        token = _session_id.set(session_id)
+        if self._tokens is None:
+            self._tokens = token
+        else:
+            self._push(token)
         return session_id
 
     def __exit__(
@@ -81,12 +87,14 @@ class session_scope:
         tb: TracebackType | None,
     ) -> None:
         tokens = self._tokens
-        try:
-            _session_id.reset(tokens[-1])
-        except (ValueError, RuntimeError, IndexError):
-            reset_latest(_session_id, tokens)  # shared by several tasks, or exited elsewhere
+        if tokens.__class__ is Token:  # the only open entry: the common case, kept inline
+            self._tokens = None
+            try:
+                _session_id.reset(tokens)
+            except (ValueError, RuntimeError):
+                restore_elsewhere(_session_id, tokens)
         else:
-            tokens.pop()
+            self._pop()
 
     async def __aenter__(self) -> str:
         return self.__enter__()
@@ -97,12 +105,50 @@ class session_scope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.__exit__(exc_type, exc, tb)
+        self._pop()
+
+    def _push(self, token: Token[Optional[str]]) -> None:
+        """Keep the token of an entry made while another entry of this object is open."""
+        tokens = self._tokens
+        if isinstance(tokens, list):
+            tokens.append(token)
+        else:
+            self._tokens = [tokens, token]  # type: ignore[list-item]
+
+    def _pop(self) -> None:
+        """Reset the session with the token of this context's innermost open entry."""
+        tokens = self._tokens
+        if isinstance(tokens, list):
+            reset_latest(_session_id, tokens)
+        elif tokens is not None:
+            self._tokens = None
+            reset(_session_id, tokens)
+        # None: exited more often than entered; there is nothing left to restore.
 
     def __repr__(self) -> str:
-        if self._session_id is not None:
-            return f"session_scope({self._session_id!r})"
-        return "session_scope(new=True)" if self._new else "session_scope()"
+        if self._session_id is _NEW:
+            return "session_scope(new=True)"
+        if self._session_id is None:
+            return "session_scope()"
+        return f"session_scope({self._session_id!r})"
+
+
+#: Marks a scope that starts a new session on each entry.
+_NEW = object()
+
+#: The id the last ``session_scope`` was validated with (any value here passed validation).
+_last_checked_id: object = _NEW
+
+
+def _checked_scope_id(session_id: object, new: bool) -> str | object | None:
+    """Validate ``session_scope``'s arguments; return the id, ``None`` (join) or ``_NEW``."""
+    global _last_checked_id  # noqa: PLW0603 - a one-entry cache, see session_scope.__init__
+    if session_id is None:
+        return _NEW if new else None
+    if new:
+        raise ValueError("pass either a session_id or new=True, not both")
+    _last_checked_id = session_id = validate_session_id(session_id)
+    return session_id
 
 
 @overload
