@@ -96,8 +96,18 @@ class session_scope:
         else:
             self._pop()
 
+    # The async methods repeat the sync bodies rather than call them: one call less
+    # keeps `async with` within the cost target of a hand-written manager.
     async def __aenter__(self) -> str:
-        return self.__enter__()
+        session_id = self._session_id
+        if session_id.__class__ is not str:
+            session_id = _resolve_joined(session_id is _NEW)
+        token = _session_id.set(session_id)
+        if self._tokens is None:
+            self._tokens = token
+        else:
+            self._push(token)
+        return session_id
 
     async def __aexit__(
         self,
@@ -105,7 +115,15 @@ class session_scope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._pop()
+        tokens = self._tokens
+        if tokens.__class__ is Token:  # the only open entry: the common case, kept inline
+            self._tokens = None
+            try:
+                _session_id.reset(tokens)
+            except (ValueError, RuntimeError):
+                restore_elsewhere(_session_id, tokens)
+        else:
+            self._pop()
 
     def _push(self, token: Token[Optional[str]]) -> None:
         """Keep the token of an entry made while another entry of this object is open."""
