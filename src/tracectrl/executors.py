@@ -1,0 +1,192 @@
+"""Carry the caller's session and trace into threads, pools and worker processes.
+
+A :class:`contextvars.ContextVar` belongs to one thread or task: a new thread, a
+pool worker and ``loop.run_in_executor`` all run the work in the *worker's*
+context, so the session the caller is in is gone there.  The helpers below run
+each piece of work in a fresh copy of the caller's context instead.  A fresh
+copy per task, never a shared one: a :class:`contextvars.Context` can be entered
+by one thread at a time (a second entry raises ``RuntimeError: cannot enter
+context``), and with a copy per task nothing one task sets is seen by another.
+
+A context cannot be pickled, so for a
+:class:`~concurrent.futures.ProcessPoolExecutor` :func:`submit` and
+:func:`run_in_executor` send the library's values (the session id and the
+trace) as plain data and re-establish them in the worker for that task only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from contextvars import copy_context
+from typing import Callable, Optional, TypeVar
+
+from typing_extensions import ParamSpec, TypeVarTuple, Unpack
+
+from tracectrl._snapshot import ContextSnapshot, applied, capture
+
+__all__ = ["ContextThreadPoolExecutor", "bind", "run_in_executor", "start_thread", "submit"]
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+_Ts = TypeVarTuple("_Ts")
+_Submitted = TypeVar("_Submitted")
+
+# No session, no trace: what a process pool is handed while it may be forking.
+_NO_CONTEXT = ContextSnapshot(None, None)
+
+
+def submit(
+    executor: Executor, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs
+) -> Future[_T]:
+    """Schedule ``fn(*args, **kwargs)`` on ``executor`` in a fresh copy of the caller's context.
+
+    Works with any :class:`~concurrent.futures.Executor` whose tasks run in this
+    process (``ThreadPoolExecutor`` and its subclasses), and with
+    :class:`~concurrent.futures.ProcessPoolExecutor` (see below).  Each call
+    copies the context again, so tasks never share one, and whatever a task sets
+    (``set_session_id``, any other ContextVar) stays in that task: it never
+    reaches the caller or the next task on the same worker.
+
+    With no session in force the task sees none.  An exception raised by ``fn``
+    is set on the returned future, exactly as ``executor.submit`` does; the
+    caller's context is untouched either way.  The context is copied now, in
+    the calling thread, not when a worker picks the task up.
+
+    Process pools: the session id and the trace travel as a picklable snapshot
+    and are in force in the worker for this task only; the worker's own context
+    is restored afterwards.  Other ContextVars do not cross processes.  ``fn``
+    and the arguments must be picklable; if they are not, the future fails with
+    the executor's own pickling error.  Other executors that pickle their tasks
+    (not ``ProcessPoolExecutor`` subclasses) are not recognised: a ``Context``
+    cannot be pickled, so such a submission fails.
+    """
+    if isinstance(executor, ProcessPoolExecutor):
+        return _ship_snapshot(executor.submit, fn, *args, **kwargs)
+    run_in_copy: Callable[..., _T] = copy_context().run  # mypy cannot nest one ParamSpec in another
+    return executor.submit(run_in_copy, fn, *args, **kwargs)
+
+
+class ContextThreadPoolExecutor(ThreadPoolExecutor):
+    """A drop-in ``ThreadPoolExecutor`` whose tasks run in the caller's context.
+
+    :meth:`submit` runs each task in a fresh copy of the submitting thread's
+    context, as :func:`submit` does; ``map``, inherited unchanged, submits every
+    item through it, so each item gets its own copy too, taken when ``map`` is
+    called.  ``map`` keeps its usual behaviour: ``timeout``, ``chunksize``
+    (ignored by thread pools), results in order and the first exception re-raised
+    when its result is reached.
+
+    Code that submits with no session in force runs its tasks with none, even on
+    a worker that ran a scoped task before.  An ``initializer`` runs in the
+    worker's own context, so ContextVars it sets are not visible to tasks.
+    """
+
+    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
+        """Schedule ``fn(*args, **kwargs)`` in a fresh copy of the caller's context.
+
+        An exception raised by ``fn`` is set on the returned future; nothing the
+        task sets reaches the caller or later tasks on the same worker thread.
+        """
+        run_in_copy: Callable[..., _T] = copy_context().run  # as in submit()
+        return super().submit(run_in_copy, fn, *args, **kwargs)
+
+
+def bind(fn: Callable[_P, _T]) -> Callable[_P, _T]:
+    """Return a callable that runs ``fn`` in the context as it is now, at bind time.
+
+    For callbacks, queues and ``threading.Thread(target=bind(work), daemon=True)``:
+    whoever calls the result later, in whatever thread and under whatever
+    session, ``fn`` sees the session and trace that were in force when
+    :func:`bind` was called (none if there was none).  Each call runs in its own
+    fresh copy of that context, so concurrent calls from several threads are
+    safe and one call's changes are invisible to the next and to the caller.
+    Exceptions from ``fn`` propagate to the caller unchanged.
+
+    The result keeps ``fn``'s ``functools.wraps`` metadata.  It is a closure, so
+    it cannot be sent to a process pool: use :func:`submit` there.  For a
+    coroutine function only the creation of the coroutine is bound; the body
+    runs in the task that awaits it.
+    """
+    context = copy_context()
+
+    @functools.wraps(fn)
+    def run_in_bound_context(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        return context.copy().run(fn, *args, **kwargs)
+
+    return run_in_bound_context
+
+
+def start_thread(
+    target: Callable[_P, object], /, *args: _P.args, **kwargs: _P.kwargs
+) -> threading.Thread:
+    """Start a thread running ``target(*args, **kwargs)`` in a copy of the caller's context.
+
+    Returns the thread, already started; ``join()`` it to wait.  Every keyword
+    argument goes to ``target``; none is taken for the thread itself.  The thread
+    gets ``threading.Thread``'s defaults (an automatic name, daemon if the calling
+    thread is).  For a name or a daemon flag, write
+    ``threading.Thread(target=bind(target), name=..., daemon=True).start()``.
+
+    With no session in force the thread has none.  An exception in ``target``
+    goes to :func:`threading.excepthook`, as for any thread; what the thread
+    sets never reaches the caller.
+    """
+    thread = threading.Thread(target=bind(target), args=args, kwargs=kwargs)
+    thread.start()
+    return thread
+
+
+def run_in_executor(
+    executor: Optional[Executor], fn: Callable[[Unpack[_Ts]], _T], /, *args: Unpack[_Ts]
+) -> asyncio.Future[_T]:
+    """Like ``loop.run_in_executor``, but ``fn`` runs in a fresh copy of the caller's context.
+
+    Must be called with an event loop running in this thread (from a coroutine
+    or a loop callback).  The work is submitted at once, like the ``asyncio``
+    original; await the returned future for the result or for the exception
+    ``fn`` raised.  ``executor=None`` uses the loop's default executor.  The
+    stdlib ``loop.run_in_executor`` does not copy the context (so a worker
+    thread sees no session); ``asyncio.to_thread`` does, for the default
+    executor only.
+
+    Process pools behave as with :func:`submit`: the session id and the trace
+    travel as plain data; ``fn`` and ``args`` must be picklable.
+    """
+    loop = asyncio.get_running_loop()
+    if isinstance(executor, ProcessPoolExecutor):
+        return _ship_snapshot(functools.partial(loop.run_in_executor, executor), fn, *args)
+    return loop.run_in_executor(executor, copy_context().run, fn, *args)
+
+
+def _ship_snapshot(
+    submit_to_pool: Callable[..., _Submitted],
+    fn: Callable[_P, _T],
+    /,
+    *args: _P.args,
+    **kwargs: _P.kwargs,
+) -> _Submitted:
+    """Submit ``fn`` to a process pool with the caller's session and trace as plain data."""
+    snapshot = capture()
+    # ProcessPoolExecutor starts fork workers from inside submit(), and a forked
+    # worker keeps the forking thread's context for life: clear our values around
+    # the call so that a worker born here does not hand this caller's session to
+    # the plain tasks it runs later.
+    with applied(_NO_CONTEXT):
+        return submit_to_pool(_run_with_snapshot, snapshot, fn, *args, **kwargs)
+
+
+def _run_with_snapshot(
+    snapshot: ContextSnapshot, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs
+) -> _T:
+    """In the worker process: run ``fn`` in a fresh copy of its context, ``snapshot`` applied."""
+    # Module level, so that every start method can unpickle it by name.
+    return copy_context().run(_call_applied, snapshot, functools.partial(fn, *args, **kwargs))
+
+
+def _call_applied(snapshot: ContextSnapshot, call: Callable[[], _T]) -> _T:
+    """Run ``call()`` with the snapshot's session and trace in force."""
+    with applied(snapshot):
+        return call()
