@@ -4,6 +4,13 @@ The whole public API is importable from here; :mod:`tracectrl.session` and
 :mod:`tracectrl.context` are also public, as the original spec names them.
 """
 
+from tracectrl.executors import (
+    ContextThreadPoolExecutor,
+    bind,
+    run_in_executor,
+    start_thread,
+    submit,
+)
 from tracectrl.scope import SessionIdFactory, session_scope, with_session
 from tracectrl.session import (
     MAX_SESSION_ID_LENGTH,
@@ -19,12 +26,17 @@ __version__ = "0.1.0"
 __all__ = [
     "MAX_SESSION_ID_LENGTH",
     "SESSION_ID_ENV_VAR",
+    "ContextThreadPoolExecutor",
     "SessionIdFactory",
     "__version__",
+    "bind",
     "current_session_id",
     "new_session",
+    "run_in_executor",
     "session_scope",
     "set_session_id",
+    "start_thread",
+    "submit",
     "validate_session_id",
     "with_session",
 ]
