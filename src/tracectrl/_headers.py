@@ -1,0 +1,115 @@
+"""Reading header fields by name, case-insensitively, from whatever a framework hands over.
+
+Incoming headers arrive as a plain ``dict`` (keys in any case, values a
+``str`` or a list of them), an :class:`email.message.Message` or
+:class:`http.client.HTTPMessage`, Werkzeug or Starlette ``Headers``, a
+``multidict``, any other mapping, or a list of ``(name, value)`` pairs as in
+an ASGI scope.  Every field of a name is returned, in order, so that repeated
+``traceparent`` fields can be refused and repeated ``tracestate`` fields joined.
+Nothing here raises: input that cannot be read gives no fields.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Collection, Iterable, Iterator
+
+_log = logging.getLogger("tracectrl.headers")
+
+
+def header_fields(headers: object, names: Collection[str]) -> dict[str, list[str]]:
+    """Return every field value of each of ``names`` (lowercase) found in ``headers``.
+
+    Names are matched without regard to case; a name with no field is absent
+    from the result.  ``bytes`` names and values are read as Latin-1, as HTTP
+    servers do; values of any other type are skipped.  An object that fails
+    while being read gives ``{}``.
+    """
+    found: dict[str, list[str]] = {}
+    try:
+        if isinstance(headers, dict):
+            # The usual carrier: its items are always (hashable key, value) pairs.
+            items: Iterable[tuple[object, object]] = headers.items()
+        else:
+            # email.message.Message, http.client.HTTPMessage, wsgiref and
+            # Werkzeug Headers answer repeated fields case-insensitively
+            # through get_all; Starlette Headers through getlist.
+            get_all = getattr(headers, "get_all", None) or getattr(headers, "getlist", None)
+            if callable(get_all):
+                for name in names:
+                    values = _strings(get_all(name))
+                    if values:
+                        found[name] = values
+                return found
+            # Any other mapping (a multidict's items() lists repeated fields
+            # too), or a list of pairs as in an ASGI scope.
+            items_of = getattr(headers, "items", None)
+            if callable(items_of):
+                items = _pairs(items_of())
+            elif isinstance(headers, (list, tuple)):
+                items = _pairs(headers)
+            else:
+                return found
+        for key, value in items:
+            # Most names arrive in lowercase (HTTP/2, ASGI, our own inject): one
+            # lookup, with the hash the key already carries, settles those.
+            if key in names:
+                name = key if type(key) is str else str(key)
+            elif type(key) is str:
+                name = key.lower()
+                if name not in names:
+                    continue
+            elif isinstance(key, (str, bytes)):
+                name = _string(key).lower()
+                if name not in names:
+                    continue
+            else:
+                continue
+            if type(value) is str:
+                if name in found:
+                    found[name].append(value)
+                else:
+                    found[name] = [value]
+            else:
+                values = _strings(value)
+                if values:
+                    found.setdefault(name, []).extend(values)
+    except Exception:
+        _log.debug("ignored unreadable headers of type %s", type(headers).__name__, exc_info=True)
+        return {}
+    return found
+
+
+def header_values(headers: object, name: str) -> list[str]:
+    """Return every field value of ``name`` (lowercase) in ``headers``, in order.
+
+    The same reading as :func:`header_fields`, for one name.
+    """
+    return header_fields(headers, (name,)).get(name, [])
+
+
+def _pairs(items: Iterable[object]) -> Iterator[tuple[object, object]]:
+    for pair in items:
+        if isinstance(pair, (tuple, list)) and len(pair) == 2:
+            yield pair[0], pair[1]
+
+
+def _strings(value: object) -> list[str]:
+    if type(value) is str:
+        return [value]
+    if isinstance(value, (str, bytes)):
+        return [_string(value)]
+    if isinstance(value, (list, tuple)):
+        return [_string(item) for item in value if isinstance(item, (str, bytes))]
+    return []
+
+
+def _string(value: str | bytes) -> str:
+    if type(value) is str:
+        return value
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    return str(value)

@@ -1,0 +1,300 @@
+"""Carrying the W3C trace and the session id across HTTP between agents.
+
+The caller sends the trace in ``traceparent``/``tracestate`` and the session in
+``X-TraceCtrl-Session`` and in W3C ``baggage`` as ``session.id``; the callee
+continues both.  One call per side does it all::
+
+    requests.post(url, headers=propagation_headers())      # agent A
+
+    with continue_session(request.headers):                 # agent B
+        ...
+
+The seed's lower-level pair, :func:`inject_trace_headers` and
+:func:`extract_trace_headers`, handles the trace alone.  Incoming headers are
+untrusted: whatever is malformed or oversized is ignored and logged at DEBUG on
+a ``tracectrl.*`` logger, never raised and never copied into a header this
+module emits.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from functools import lru_cache
+from typing import TYPE_CHECKING, Optional
+from urllib.parse import unquote
+
+from tracectrl._baggage import (
+    baggage_members,
+    baggage_value,
+    encode_baggage_value,
+    merge_baggage,
+)
+from tracectrl._headers import header_fields, header_values
+from tracectrl._tokens import reset_latest
+from tracectrl._trace import TraceContext, attach_trace, current_trace, detach_trace
+from tracectrl._tracecontext import (
+    new_trace,
+    outgoing_traceparent,
+    outgoing_tracestate,
+    preview,
+    trace_from_fields,
+)
+from tracectrl.session import (
+    MAX_SESSION_ID_LENGTH,
+    _fresh_session_id,
+    _session_id,
+    current_session_id,
+    session_id_problem,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from contextvars import Token
+    from types import TracebackType
+
+__all__ = [
+    "BAGGAGE_SESSION_KEY",
+    "SESSION_HEADER",
+    "TraceContext",
+    "continue_session",
+    "current_trace",
+    "extract_trace_headers",
+    "inject_trace_headers",
+    "propagation_headers",
+]
+
+#: The header that carries the session id, percent-encoded.
+SESSION_HEADER = "X-TraceCtrl-Session"
+#: The W3C baggage key that carries the session id too, for OpenTelemetry peers.
+BAGGAGE_SESSION_KEY = "session.id"
+#: The longest session value read from the wire: every character of the longest
+#: id as four UTF-8 bytes, each written ``%XX``.  Longer values are not decoded.
+MAX_ENCODED_SESSION_ID_LENGTH = MAX_SESSION_ID_LENGTH * 4 * 3
+
+_TRACEPARENT = "traceparent"
+_TRACESTATE = "tracestate"
+_BAGGAGE = "baggage"
+_SESSION = SESSION_HEADER.lower()
+_TRACE_NAMES = frozenset((_TRACEPARENT, _TRACESTATE))
+_ALL_NAMES = frozenset((_TRACEPARENT, _TRACESTATE, _BAGGAGE, _SESSION))
+_OWS = " \t"
+
+_log = logging.getLogger("tracectrl.context")
+
+
+def inject_trace_headers(headers: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Return ``headers`` plus ``traceparent`` (and ``tracestate``) for an outgoing call.
+
+    The trace-id and flags of the current trace are kept and ``tracestate`` is
+    passed on unchanged (cut to 512 characters by whole entries if longer).
+    The parent-id is new for every call when the current trace came from
+    another process, and the current span's id when it is a local span.  With
+    no current trace, one is started (random trace-id, sampled and random
+    flags) and stays current for the rest of this thread or task, so later
+    calls share it; other threads and tasks are not affected.
+
+    ``headers`` is copied, not changed; its own ``traceparent``/``tracestate``
+    fields, in any case, are replaced.  The session is not sent: add
+    ``X-TraceCtrl-Session`` as the seed shows, or use :func:`propagation_headers`.
+    """
+    result = {} if headers is None else _copy_without(headers, _TRACE_NAMES)
+    _add_trace_headers(result)
+    return result
+
+
+def extract_trace_headers(headers: object) -> TraceContext | None:
+    """Make the trace in incoming ``headers`` current and return it, or ``None``.
+
+    ``headers`` is any mapping of header fields, read case-insensitively: a
+    ``dict`` (values ``str`` or lists of them), ``http.client``/``email``
+    messages, Starlette or Werkzeug ``Headers``, a ``multidict``, or a list of
+    ``(name, value)`` pairs.  Invalid input is ignored as W3C Trace Context
+    says: a missing, malformed or repeated ``traceparent`` makes ``None``
+    current (the next :func:`inject_trace_headers` starts a new trace) and its
+    ``tracestate`` is dropped; an invalid ``tracestate`` alone is dropped.
+
+    Nothing is raised.  The trace is set without a token, like
+    :func:`tracectrl.session.set_session_id`: it stays for the rest of the
+    current thread or task; use :class:`continue_session` to have it restored.
+    """
+    fields = header_fields(headers, _TRACE_NAMES)
+    trace = trace_from_fields(fields.get(_TRACEPARENT), fields.get(_TRACESTATE))
+    attach_trace(trace)
+    return trace
+
+
+def propagation_headers(headers: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Return ``headers`` plus everything the callee needs to continue this trace and session.
+
+    That is ``traceparent`` and ``tracestate`` as :func:`inject_trace_headers`
+    makes them (starting a trace if none is current), ``X-TraceCtrl-Session``
+    with the percent-encoded session id, and ``baggage`` with ``session.id``
+    first, merged into the valid members of the baggage in ``headers``.  Every
+    value it adds is visible ASCII.  With no session in this thread or task,
+    no session is sent (none is started) and the valid baggage of ``headers``
+    is passed on.  ``headers`` is copied, not changed; its own fields of these
+    four names, in any case, are replaced.
+    """
+    if headers is None:
+        result: dict[str, str] = {}
+        existing: list[str] = []
+    else:
+        result = _copy_without(headers, _ALL_NAMES)
+        existing = header_values(headers, _BAGGAGE)
+    _add_trace_headers(result)
+    session_id = current_session_id()
+    encoded = None if session_id is None else _encode_session_id(session_id)
+    if encoded is not None:
+        result[SESSION_HEADER] = encoded
+        result[_BAGGAGE] = merge_baggage(existing, BAGGAGE_SESSION_KEY, encoded)
+    elif existing:
+        baggage = ",".join(member.header_text() for member in baggage_members(existing))
+        if baggage:
+            result[_BAGGAGE] = baggage
+    return result
+
+
+class continue_session:
+    """Continue the caller's trace and session while a request is handled, then restore both.
+
+    Use ``with continue_session(request.headers) as session_id:`` (or ``async
+    with``); ``headers`` is any headers object :func:`extract_trace_headers`
+    reads.  The trace is the incoming one when ``traceparent`` is valid, else a
+    new trace.  The session is taken from ``X-TraceCtrl-Session``, else from
+    ``baggage`` ``session.id``, else a new one is started as
+    :func:`tracectrl.session.new_session` would pick it (a UUID if
+    ``$TRACECTRL_SESSION_ID`` is invalid).  Malformed, oversized or invalid
+    incoming values are ignored and logged at DEBUG: entering never raises.
+
+    On exit, normal, by exception or by cancellation, the session and trace
+    from before the entry are restored.  One object may be entered nested or
+    by many tasks at once: each entry restores what it replaced.  Exit in the
+    thread or task that entered; an exit elsewhere restores the values from
+    before in the exiting context and warns with :class:`RuntimeWarning`.
+    """
+
+    __slots__ = ("_entries", "_headers")
+
+    def __init__(self, headers: object) -> None:
+        self._headers = headers
+        self._entries: list[tuple[Token[Optional[str]], Token[Optional[TraceContext]]]] = []
+
+    def __enter__(self) -> str:
+        fields = header_fields(self._headers, _ALL_NAMES)
+        trace = trace_from_fields(fields.get(_TRACEPARENT), fields.get(_TRACESTATE)) or new_trace()
+        session_id = _incoming_session_id(fields) or _new_session_id()
+        session_token = _session_id.set(session_id)
+        self._entries.append((session_token, attach_trace(trace)))
+        return session_id
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        entries = self._entries
+        if not entries:
+            return
+        session_tokens = [entry[0] for entry in entries]
+        reset_latest(_session_id, session_tokens)
+        # reset_latest took the token of the entry it undid; undo that entry's trace.
+        remaining = set(map(id, session_tokens))
+        for entry in reversed(entries):
+            if id(entry[0]) not in remaining:
+                try:
+                    entries.remove(entry)
+                except ValueError:  # taken by a concurrent exit in another thread
+                    return
+                detach_trace(entry[1])
+                return
+
+    async def __aenter__(self) -> str:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+def _add_trace_headers(headers: dict[str, str]) -> None:
+    trace = current_trace()
+    if trace is None:
+        trace = new_trace()
+        attach_trace(trace)
+    headers[_TRACEPARENT] = outgoing_traceparent(trace)
+    if trace.tracestate:
+        headers[_TRACESTATE] = outgoing_tracestate(trace.tracestate)
+
+
+def _copy_without(headers: Mapping[str, str], names: frozenset[str]) -> dict[str, str]:
+    return {key: value for key, value in headers.items() if key.lower() not in names}
+
+
+def _incoming_session_id(fields: dict[str, list[str]]) -> str | None:
+    values = fields.get(_SESSION)
+    if values:
+        if len(values) == 1:
+            session_id = _decode_session_id(values[0], SESSION_HEADER)
+            if session_id is not None:
+                return session_id
+        else:
+            _log.debug("ignored %d %s fields: exactly one is valid", len(values), SESSION_HEADER)
+    baggage = fields.get(_BAGGAGE)
+    if baggage:
+        encoded = baggage_value(baggage, BAGGAGE_SESSION_KEY)
+        if encoded is not None:
+            return _decode_session_id(encoded, f"baggage {BAGGAGE_SESSION_KEY}")
+    return None
+
+
+def _decode_session_id(raw: str, source: str) -> str | None:
+    text = raw.strip(_OWS)
+    if len(text) > MAX_ENCODED_SESSION_ID_LENGTH:
+        _log.debug(
+            "ignored %s of %d characters: at most %d are read",
+            source,
+            len(text),
+            MAX_ENCODED_SESSION_ID_LENGTH,
+        )
+        return None
+    if not (text.isascii() and text.isprintable()):
+        _log.debug("ignored %s %s: only visible ASCII is sent", source, preview(text))
+        return None
+    if "%" in text:
+        try:
+            text = unquote(text, errors="strict")
+        except UnicodeDecodeError:
+            _log.debug("ignored %s %s: not percent-encoded UTF-8", source, preview(raw))
+            return None
+    problem = session_id_problem(text)
+    if problem is not None:
+        _log.debug("ignored %s %s: %s", source, preview(raw), problem)
+        return None
+    return text
+
+
+@lru_cache(maxsize=256)
+def _encode_session_id(session_id: str) -> str | None:
+    # Cached: one session makes many calls.  Only the unreserved URL
+    # characters stay as they are, so the value is visible ASCII and fits both
+    # the session header and a baggage value.
+    problem = session_id_problem(session_id)
+    if problem is not None:
+        _log.debug("did not send the current session id: %s", problem)
+        return None
+    return encode_baggage_value(session_id)
+
+
+def _new_session_id() -> str:
+    try:
+        return _fresh_session_id()
+    except ValueError as error:
+        # The wire path never raises: a bad $TRACECTRL_SESSION_ID gets a UUID here.
+        _log.debug("started a UUID session instead: %s", error)
+        return str(uuid.uuid4())
