@@ -4,6 +4,16 @@ The whole public API is importable from here; :mod:`tracectrl.session` and
 :mod:`tracectrl.context` are also public, as the original spec names them.
 """
 
+from tracectrl.context import (
+    BAGGAGE_SESSION_KEY,
+    SESSION_HEADER,
+    TraceContext,
+    continue_session,
+    current_trace,
+    extract_trace_headers,
+    inject_trace_headers,
+    propagation_headers,
+)
 from tracectrl.executors import (
     ContextThreadPoolExecutor,
     bind,
@@ -24,14 +34,22 @@ from tracectrl.session import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "BAGGAGE_SESSION_KEY",
     "MAX_SESSION_ID_LENGTH",
+    "SESSION_HEADER",
     "SESSION_ID_ENV_VAR",
     "ContextThreadPoolExecutor",
     "SessionIdFactory",
+    "TraceContext",
     "__version__",
     "bind",
+    "continue_session",
     "current_session_id",
+    "current_trace",
+    "extract_trace_headers",
+    "inject_trace_headers",
     "new_session",
+    "propagation_headers",
     "run_in_executor",
     "session_scope",
     "set_session_id",
