@@ -15,7 +15,7 @@ CROSS_CONTEXT_WARNING = (
 )
 
 
-def reset_latest(var: ContextVar[Optional[_T]], tokens: list[Token[Optional[_T]]]) -> None:
+def reset_latest(var: ContextVar[Optional[_T]], tokens: list[Token[Optional[_T]]]) -> int | None:
     """Reset ``var`` with the newest token in ``tokens`` that belongs to this context.
 
     ``tokens`` holds one token per entry of a scope object, newest last.  Entries
@@ -24,6 +24,10 @@ def reset_latest(var: ContextVar[Optional[_T]], tokens: list[Token[Optional[_T]]
     are skipped and kept for their own exits.  When no token belongs to this
     context the scope is being exited somewhere else: the value from before the
     newest entry is set here and a :class:`RuntimeWarning` is issued.
+
+    The token used is removed from ``tokens``; its index is returned, so that a
+    caller keeping other per-entry data beside ``tokens`` can undo that entry's
+    too.  ``None`` means ``tokens`` was empty: there was nothing to undo.
     """
     for index in range(len(tokens) - 1, -1, -1):
         token = tokens[index]
@@ -34,9 +38,11 @@ def reset_latest(var: ContextVar[Optional[_T]], tokens: list[Token[Optional[_T]]
         except RuntimeError:
             pass  # already used: nothing left to restore for this entry
         del tokens[index]
-        return
-    if tokens:
-        restore_elsewhere(var, tokens.pop())
+        return index
+    if not tokens:
+        return None
+    restore_elsewhere(var, tokens.pop())
+    return len(tokens)
 
 
 def reset(var: ContextVar[Optional[_T]], token: Token[Optional[_T]]) -> None:

@@ -174,18 +174,20 @@ class continue_session:
     before in the exiting context and warns with :class:`RuntimeWarning`.
     """
 
-    __slots__ = ("_entries", "_headers")
+    __slots__ = ("_headers", "_session_tokens", "_trace_tokens")
 
     def __init__(self, headers: object) -> None:
         self._headers = headers
-        self._entries: list[tuple[Token[Optional[str]], Token[Optional[TraceContext]]]] = []
+        # One token of each per open entry, newest last, at the same index.
+        self._session_tokens: list[Token[Optional[str]]] = []
+        self._trace_tokens: list[Token[Optional[TraceContext]]] = []
 
     def __enter__(self) -> str:
         fields = header_fields(self._headers, _ALL_NAMES)
         trace = trace_from_fields(fields.get(_TRACEPARENT), fields.get(_TRACESTATE)) or new_trace()
         session_id = _incoming_session_id(fields) or _new_session_id()
-        session_token = _session_id.set(session_id)
-        self._entries.append((session_token, attach_trace(trace)))
+        self._session_tokens.append(_session_id.set(session_id))
+        self._trace_tokens.append(attach_trace(trace))
         return session_id
 
     def __exit__(
@@ -194,21 +196,9 @@ class continue_session:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        entries = self._entries
-        if not entries:
-            return
-        session_tokens = [entry[0] for entry in entries]
-        reset_latest(_session_id, session_tokens)
-        # reset_latest took the token of the entry it undid; undo that entry's trace.
-        remaining = set(map(id, session_tokens))
-        for entry in reversed(entries):
-            if id(entry[0]) not in remaining:
-                try:
-                    entries.remove(entry)
-                except ValueError:  # taken by a concurrent exit in another thread
-                    return
-                detach_trace(entry[1])
-                return
+        undone = reset_latest(_session_id, self._session_tokens)
+        if undone is not None:
+            detach_trace(self._trace_tokens.pop(undone))
 
     async def __aenter__(self) -> str:
         return self.__enter__()
