@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 
 import anyio
@@ -135,3 +136,46 @@ def test_async_scope_restores_after_trio_cancellation() -> None:
 
     anyio.run(main, backend="trio")
     assert after == [None]
+
+
+@pytest.mark.parametrize("make_scope", ["session_scope", "continue_session"])
+def test_one_scope_object_shared_by_8_threads_restores_each_threads_own_session(
+    make_scope: str,
+) -> None:
+    from tracectrl import continue_session
+
+    threads, rounds = 8, 3000
+    shared = (
+        session_scope("shared")
+        if make_scope == "session_scope"
+        else continue_session({"X-TraceCtrl-Session": "shared"})
+    )
+    barrier = threading.Barrier(threads)
+    failures: list[str] = []
+
+    def worker(index: int) -> None:
+        try:
+            set_session_id(f"own-{index}")
+            barrier.wait()
+            for _ in range(rounds):
+                with shared:
+                    if current_session_id() != "shared":
+                        failures.append(f"thread {index} inside: {current_session_id()}")
+                if current_session_id() != f"own-{index}":
+                    failures.append(f"thread {index} after: {current_session_id()}")
+                    return
+        except BaseException as exc:  # pragma: no cover - reported below
+            failures.append(f"thread {index}: {exc!r}")
+
+    # Switch threads as often as possible so that enter and exit interleave.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+        for thread in pool:
+            thread.start()
+        for thread in pool:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert failures == []

@@ -15,34 +15,38 @@ CROSS_CONTEXT_WARNING = (
 )
 
 
-def reset_latest(var: ContextVar[Optional[_T]], tokens: list[Token[Optional[_T]]]) -> int | None:
+def reset_latest(
+    var: ContextVar[Optional[_T]], tokens: list[Token[Optional[_T]]]
+) -> Token[Optional[_T]] | None:
     """Reset ``var`` with the newest token in ``tokens`` that belongs to this context.
 
-    ``tokens`` holds one token per entry of a scope object, newest last.  Entries
-    from one context nest, so the newest token that this context can reset is the
-    one its innermost entry took; tokens of other tasks entering the same object
-    are skipped and kept for their own exits.  When no token belongs to this
-    context the scope is being exited somewhere else: the value from before the
-    newest entry is set here and a :class:`RuntimeWarning` is issued.
+    ``tokens`` holds one token per open entry of a scope object, newest last.
+    Entries made in one context nest, so the newest token this context can reset
+    is the one its innermost entry took; tokens of other threads and tasks that
+    entered the same object are skipped and kept for their own exits.  When no
+    token belongs to this context the scope is being exited somewhere else: the
+    value from before the newest entry is set here and a :class:`RuntimeWarning`
+    is issued.
 
-    The token used is removed from ``tokens``; its index is returned, so that a
-    caller keeping other per-entry data beside ``tokens`` can undo that entry's
-    too.  ``None`` means ``tokens`` was empty: there was nothing to undo.
+    Only ``append``, indexing, ``pop`` and ``remove`` touch ``tokens``, each
+    atomic, so threads sharing one scope object never take each other's token.
+    The token used is removed from ``tokens`` and returned, so that a caller
+    keeping other per-entry data can undo that entry's too; ``None`` means
+    ``tokens`` was empty and there was nothing to undo.
     """
-    for index in range(len(tokens) - 1, -1, -1):
-        token = tokens[index]
+    for token in reversed(tokens[:]):  # a copy: other threads change the list meanwhile
         try:
             var.reset(token)
-        except ValueError:
-            continue  # created in another Context: that entry belongs to another task
-        except RuntimeError:
-            pass  # already used: nothing left to restore for this entry
-        del tokens[index]
-        return index
-    if not tokens:
-        return None
-    restore_elsewhere(var, tokens.pop())
-    return len(tokens)
+        except (ValueError, RuntimeError):
+            continue  # another context's entry, or one its own thread is exiting now
+        tokens.remove(token)
+        return token
+    try:
+        token = tokens.pop()
+    except IndexError:
+        return None  # exited more often than entered
+    restore_elsewhere(var, token)
+    return token
 
 
 def reset(var: ContextVar[Optional[_T]], token: Token[Optional[_T]]) -> None:

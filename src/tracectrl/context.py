@@ -178,16 +178,23 @@ class continue_session:
 
     def __init__(self, headers: object) -> None:
         self._headers = headers
-        # One token of each per open entry, newest last, at the same index.
+        # The session token of each open entry, newest last, and by the id of each
+        # (tokens are not hashable; an open entry keeps its token alive), the trace
+        # token taken by the same entry.
         self._session_tokens: list[Token[Optional[str]]] = []
-        self._trace_tokens: list[Token[Optional[TraceContext]]] = []
+        self._trace_tokens: dict[int, Token[Optional[TraceContext]]] = {}
 
     def __enter__(self) -> str:
         fields = header_fields(self._headers, _ALL_NAMES)
-        trace = trace_from_fields(fields.get(_TRACEPARENT), fields.get(_TRACESTATE)) or new_trace()
+        trace = (
+            trace_from_fields(fields.get(_TRACEPARENT), fields.get(_TRACESTATE))
+            or _local_trace()
+            or new_trace()
+        )
         session_id = _incoming_session_id(fields) or _new_session_id()
-        self._session_tokens.append(_session_id.set(session_id))
-        self._trace_tokens.append(attach_trace(trace))
+        session_token = _session_id.set(session_id)
+        self._trace_tokens[id(session_token)] = attach_trace(trace)
+        self._session_tokens.append(session_token)
         return session_id
 
     def __exit__(
@@ -198,7 +205,7 @@ class continue_session:
     ) -> None:
         undone = reset_latest(_session_id, self._session_tokens)
         if undone is not None:
-            detach_trace(self._trace_tokens.pop(undone))
+            detach_trace(self._trace_tokens.pop(id(undone)))
 
     async def __aenter__(self) -> str:
         return self.__enter__()
@@ -210,6 +217,14 @@ class continue_session:
         tb: TracebackType | None,
     ) -> None:
         self.__exit__(exc_type, exc, tb)
+
+
+def _local_trace() -> TraceContext | None:
+    # A local span in force (OpenTelemetry's server instrumentation started one
+    # for this request) already continues the request: keep it, rather than
+    # start a new trace beside it.
+    trace = current_trace()
+    return trace if trace is not None and not trace.is_remote else None
 
 
 def _add_trace_headers(headers: dict[str, str]) -> None:

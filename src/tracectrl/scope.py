@@ -23,10 +23,23 @@ from typing import (
 
 from typing_extensions import ParamSpec
 
-from tracectrl._tokens import reset, reset_latest, restore_elsewhere
-from tracectrl.session import _fresh_session_id, _session_id, validate_session_id
+from tracectrl._tokens import reset, reset_latest
+from tracectrl.session import (
+    _fresh_session_id,
+    _session_id,
+    current_session_id,
+    validate_session_id,
+)
 
 __all__ = ["SessionIdFactory", "session_scope", "with_session"]
+
+# Bound once, here.  CPython 3.11+ compiles ``name.method(...)`` on a name bound by
+# ``import`` as an attribute load that makes a new bound-method object on every
+# call (the method-call fast path is kept for other names), which was a third of
+# the cost of entering and exiting a scope.
+_set_session = _session_id.set
+_reset_session = _session_id.reset
+_get_session = _session_id.get
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -65,19 +78,16 @@ class session_scope:
         if session_id is not _last_checked_id or new:
             mode = _checked_scope_id(session_id, new)
         self._session_id = mode
-        # None, the token of the only open entry, or a list of tokens when the object is
-        # entered again before it is exited (nesting, or several tasks at once).
-        self._tokens: Token[Optional[str]] | list[Token[Optional[str]]] | None = None
+        # One token per open entry, newest last.  Only list.append, indexing and
+        # list.remove touch it: each is atomic, so threads sharing the object
+        # never lose or take each other's token.
+        self._tokens: list[Token[Optional[str]]] = []
 
     def __enter__(self) -> str:
         session_id = self._session_id
         if session_id.__class__ is not str:
             session_id = _resolve_joined(session_id is _NEW)
-        token = _session_id.set(session_id)
-        if self._tokens is None:
-            self._tokens = token
-        else:
-            self._push(token)
+        self._tokens.append(_set_session(session_id))
         return session_id
 
     def __exit__(
@@ -87,14 +97,13 @@ class session_scope:
         tb: TracebackType | None,
     ) -> None:
         tokens = self._tokens
-        if tokens.__class__ is Token:  # the only open entry: the common case, kept inline
-            self._tokens = None
-            try:
-                _session_id.reset(tokens)
-            except (ValueError, RuntimeError):
-                restore_elsewhere(_session_id, tokens)
+        try:
+            token = tokens[-1]
+            _reset_session(token)
+        except (ValueError, RuntimeError, IndexError):
+            reset_latest(_session_id, tokens)  # another task's entry is newest, or none is open
         else:
-            self._pop()
+            tokens.remove(token)  # by identity: other threads may have added theirs since
 
     # The async methods repeat the sync bodies rather than call them: one call less
     # keeps `async with` within the cost target of a hand-written manager.
@@ -102,11 +111,7 @@ class session_scope:
         session_id = self._session_id
         if session_id.__class__ is not str:
             session_id = _resolve_joined(session_id is _NEW)
-        token = _session_id.set(session_id)
-        if self._tokens is None:
-            self._tokens = token
-        else:
-            self._push(token)
+        self._tokens.append(_set_session(session_id))
         return session_id
 
     async def __aexit__(
@@ -116,32 +121,13 @@ class session_scope:
         tb: TracebackType | None,
     ) -> None:
         tokens = self._tokens
-        if tokens.__class__ is Token:  # the only open entry: the common case, kept inline
-            self._tokens = None
-            try:
-                _session_id.reset(tokens)
-            except (ValueError, RuntimeError):
-                restore_elsewhere(_session_id, tokens)
-        else:
-            self._pop()
-
-    def _push(self, token: Token[Optional[str]]) -> None:
-        """Keep the token of an entry made while another entry of this object is open."""
-        tokens = self._tokens
-        if isinstance(tokens, list):
-            tokens.append(token)
-        else:
-            self._tokens = [tokens, token]  # type: ignore[list-item]
-
-    def _pop(self) -> None:
-        """Reset the session with the token of this context's innermost open entry."""
-        tokens = self._tokens
-        if isinstance(tokens, list):
+        try:
+            token = tokens[-1]
+            _reset_session(token)
+        except (ValueError, RuntimeError, IndexError):
             reset_latest(_session_id, tokens)
-        elif tokens is not None:
-            self._tokens = None
-            reset(_session_id, tokens)
-        # None: exited more often than entered; there is nothing left to restore.
+        else:
+            tokens.remove(token)
 
     def __repr__(self) -> str:
         if self._session_id is _NEW:
@@ -255,7 +241,7 @@ def _resolver(session_id: str | SessionIdFactory | None, *, new: bool) -> _Resol
 def _resolve_joined(new: bool) -> str:
     """Return the session to join (the current one unless ``new``) or a fresh one."""
     if not new:
-        current = _session_id.get()
+        current = current_session_id()
         if current is not None:
             return current
     return _fresh_session_id()
@@ -276,22 +262,28 @@ def _decorate(func: Callable[_P, _R], resolve: _Resolver) -> Callable[_P, _R]:
 
 def _function_wrapper(func: Callable[..., _R], resolve: _Resolver) -> Callable[..., _R]:
     def call_in_session(*args: Any, **kwargs: Any) -> _R:
-        token = _session_id.set(resolve(args, kwargs))
+        token = _set_session(resolve(args, kwargs))
         try:
             return func(*args, **kwargs)
         finally:
-            reset(_session_id, token)
+            try:
+                _reset_session(token)
+            except (ValueError, RuntimeError):  # exited elsewhere: the safe, slow path
+                reset(_session_id, token)
 
     return call_in_session
 
 
 def _coroutine_wrapper(func: Callable[..., Any], resolve: _Resolver) -> Callable[..., Any]:
     async def await_in_session(*args: Any, **kwargs: Any) -> Any:
-        token = _session_id.set(resolve(args, kwargs))
+        token = _set_session(resolve(args, kwargs))
         try:
             return await func(*args, **kwargs)
         finally:
-            reset(_session_id, token)
+            try:
+                _reset_session(token)
+            except (ValueError, RuntimeError):  # exited elsewhere: the safe, slow path
+                reset(_session_id, token)
 
     return await_in_session
 
@@ -312,7 +304,7 @@ def _step_in_session(
     resume: Callable[[Any], Any] = generator.send
     value: Any = None
     while True:
-        token = _session_id.set(session_id)
+        token = _set_session(session_id)
         try:
             item = resume(value)
         except StopIteration as stop:
@@ -332,7 +324,7 @@ def _step_in_session(
 
 def _run_in_session(session_id: str, step: Callable[[], object]) -> None:
     """Run one step of a generator's body (its cleanup) under ``session_id``."""
-    token = _session_id.set(session_id)
+    token = _set_session(session_id)
     try:
         step()
     finally:
@@ -348,7 +340,7 @@ def _async_generator_wrapper(
         resume: Callable[[Any], Any] = generator.asend
         value: Any = None
         while True:
-            token = _session_id.set(session_id)
+            token = _set_session(session_id)
             try:
                 item = await resume(value)
             except StopAsyncIteration:
@@ -358,7 +350,7 @@ def _async_generator_wrapper(
             try:
                 value = yield item
             except GeneratorExit:
-                token = _session_id.set(session_id)
+                token = _set_session(session_id)
                 try:
                     await generator.aclose()
                 finally:
