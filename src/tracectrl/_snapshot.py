@@ -13,7 +13,7 @@ from typing import NamedTuple, Optional
 
 from tracectrl._tokens import reset
 from tracectrl._trace import TraceContext, attach_trace, current_trace, detach_trace
-from tracectrl.session import _session_id
+from tracectrl.session import _session_id, current_session_id
 
 
 class ContextSnapshot(NamedTuple):
@@ -25,7 +25,7 @@ class ContextSnapshot(NamedTuple):
 
 def capture() -> ContextSnapshot:
     """Take the current session id and trace as picklable data."""
-    return ContextSnapshot(_session_id.get(), current_trace())
+    return ContextSnapshot(current_session_id(), current_trace())
 
 
 class applied:

@@ -3,13 +3,16 @@
 Without OpenTelemetry the trace lives in the ``tracectrl_trace_context``
 ContextVar below.  Every read and write of the current trace goes through
 :func:`current_trace` and :func:`attach_trace`/:func:`detach_trace`, so the
-OpenTelemetry bridge has one seam to hook.
+OpenTelemetry bridge has one seam to hook: when ``opentelemetry-api`` is
+importable, the three functions read and write OpenTelemetry's current span
+instead (see :mod:`tracectrl._otel_bridge`).
 """
 
 from __future__ import annotations
 
+import logging
 from contextvars import ContextVar, Token
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Protocol
 
 from tracectrl._tokens import reset_latest
 
@@ -37,14 +40,77 @@ _trace_context: ContextVar[Optional[TraceContext]] = ContextVar(
 
 def current_trace() -> TraceContext | None:
     """Return the trace in force in this context, or ``None``."""
-    return _trace_context.get()
+    bridge = _bridge
+    if bridge is None:
+        return _trace_context.get()
+    return bridge.current_trace()
 
 
 def attach_trace(trace: TraceContext | None) -> Token[Optional[TraceContext]]:
     """Make ``trace`` current; return the token that :func:`detach_trace` takes."""
-    return _trace_context.set(trace)
+    bridge = _bridge
+    if bridge is None:
+        return _trace_context.set(trace)
+    return bridge.attach_trace(trace)
 
 
 def detach_trace(token: Token[Optional[TraceContext]]) -> None:
     """Undo :func:`attach_trace` with its token, safely even from another context."""
-    reset_latest(_trace_context, [token])
+    bridge = _bridge
+    if bridge is None or token.var is _trace_context:
+        reset_latest(_trace_context, [token])
+    else:
+        bridge.detach_trace(token)
+
+
+class _Bridge(Protocol):
+    """Where the current trace lives instead of the ContextVar: OpenTelemetry's context."""
+
+    def current_trace(self) -> TraceContext | None: ...
+
+    def attach_trace(self, trace: TraceContext | None) -> Token[Optional[TraceContext]]: ...
+
+    def detach_trace(self, token: Token[Optional[TraceContext]]) -> None: ...
+
+
+class _BridgeLookup:
+    """Stands in for the bridge until the first call finds out whether OpenTelemetry imports.
+
+    Looking it up lazily keeps ``import tracectrl`` free of OpenTelemetry's
+    import time; no trace exists before the first call, so none is stranded.
+    """
+
+    __slots__ = ()
+
+    def current_trace(self) -> TraceContext | None:
+        _look_up_bridge()
+        return current_trace()
+
+    def attach_trace(self, trace: TraceContext | None) -> Token[Optional[TraceContext]]:
+        _look_up_bridge()
+        return attach_trace(trace)
+
+    def detach_trace(self, token: Token[Optional[TraceContext]]) -> None:
+        _look_up_bridge()
+        detach_trace(token)
+
+
+def _look_up_bridge() -> None:
+    global _bridge  # noqa: PLW0603 - replaced once, by the first call
+    try:
+        from tracectrl._otel_bridge import BRIDGE
+    except ImportError:
+        _bridge = None  # opentelemetry-api is not installed
+    except Exception:
+        # An installation that fails otherwise must not break the host program:
+        # the trace then lives in the ContextVar, unseen by OpenTelemetry.
+        logging.getLogger("tracectrl").warning(
+            "OpenTelemetry is installed but could not be used; traces stay in tracectrl only",
+            exc_info=True,
+        )
+        _bridge = None
+    else:
+        _bridge = BRIDGE
+
+
+_bridge: Optional[_Bridge] = _BridgeLookup()

@@ -11,7 +11,7 @@ import os
 import re
 import uuid
 from contextvars import ContextVar
-from typing import Optional
+from typing import Callable, Optional
 
 __all__ = [
     "MAX_SESSION_ID_LENGTH",
@@ -29,6 +29,12 @@ SESSION_ID_ENV_VAR = "TRACECTRL_SESSION_ID"
 MAX_SESSION_ID_LENGTH = 256
 
 _session_id: ContextVar[Optional[str]] = ContextVar("tracectrl_session_id", default=None)
+
+# Installed by tracectrl.integrations.otel when it is imported: given the
+# ContextVar's value, returns the session in force, which may be one that
+# OpenTelemetry's propagator carried into the current request.  None otherwise,
+# so that without OpenTelemetry a read stays one ContextVar lookup.
+_carried_session: Optional[Callable[[Optional[str]], Optional[str]]] = None
 
 # Unicode category Cc: C0 controls, DEL and C1 controls.  Any of them could split
 # a header or a log line, so none is allowed anywhere in an id.
@@ -52,8 +58,15 @@ def new_session() -> str:
 
 
 def current_session_id() -> str | None:
-    """Return the session id in force in this thread or task, or ``None`` if there is none."""
-    return _session_id.get()
+    """Return the session id in force in this thread or task, or ``None`` if there is none.
+
+    Once :mod:`tracectrl.integrations.otel` is imported, a session that
+    OpenTelemetry's propagators extracted into the current request counts too,
+    unless one set since by tracectrl code is in force.
+    """
+    session_id = _session_id.get()
+    carried = _carried_session
+    return session_id if carried is None else carried(session_id)
 
 
 def set_session_id(sid: str) -> None:

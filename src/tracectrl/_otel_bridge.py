@@ -1,0 +1,220 @@
+"""The current trace kept in OpenTelemetry's context, used when ``opentelemetry-api`` imports.
+
+:mod:`tracectrl._trace` hands its three functions to :data:`BRIDGE` the first
+time a trace is read or written and ``opentelemetry-api`` is importable.  From
+then on OpenTelemetry's current span *is* tracectrl's current trace, so a span
+started after :func:`tracectrl.context.extract_trace_headers` is a child of the
+remote parent, and :func:`tracectrl.context.inject_trace_headers` sends the id
+of the local span in force as the parent-id.
+
+A trace tracectrl attaches becomes a ``NonRecordingSpan`` (what
+OpenTelemetry's own propagator makes of an incoming ``traceparent``) that keeps
+the :class:`TraceContext` it came from.  Reading it back is lossless, so the
+``tracestate`` tracectrl validated is sent on exactly as received, never
+re-parsed by OpenTelemetry's regular expressions; OpenTelemetry's form of it is
+built only if OpenTelemetry asks.
+"""
+
+from __future__ import annotations
+
+import functools
+from contextvars import Token
+from typing import Optional
+
+from opentelemetry.context import Context, attach, get_current
+from opentelemetry.trace import (
+    INVALID_SPAN,
+    INVALID_SPAN_CONTEXT,
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    TraceFlags,
+    get_current_span,
+    set_span_in_context,
+)
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE, TraceState
+
+from tracectrl._tokens import reset
+from tracectrl._trace import TraceContext
+from tracectrl._tracecontext import tracestate_items
+
+
+class OpenTelemetryBridge:
+    """Reads and writes tracectrl's current trace as OpenTelemetry's current span."""
+
+    __slots__ = ("_last_converted",)
+
+    def __init__(self) -> None:
+        # The last span read that tracectrl did not attach, and its conversion:
+        # calls under one span repeat (an inject per outgoing request, a log
+        # record per line), and a span's context never changes.
+        self._last_converted: tuple[object, Optional[TraceContext]] = (None, None)
+
+    def current_trace(self) -> TraceContext | None:
+        """Return OpenTelemetry's current span context as a :class:`TraceContext`, or ``None``.
+
+        The trace tracectrl attached comes back as the very object attached; a
+        span started later (or extracted by OpenTelemetry's own propagators) is
+        converted, ``is_remote`` false for a local span.  No valid span: ``None``.
+        """
+        span = get_current().get(_SPAN_KEY)
+        if type(span) is _AttachedTraceSpan:
+            return span.trace
+        if span is None or span is INVALID_SPAN:
+            return None
+        last_span, last_trace = self._last_converted
+        if span is last_span:
+            return last_trace
+        if not isinstance(span, Span):
+            return None
+        span_context = span.get_span_context()
+        trace = _trace_of(span_context) if span_context.is_valid else None
+        self._last_converted = (span, trace)
+        return trace
+
+    def attach_trace(self, trace: TraceContext | None) -> Token[Optional[TraceContext]]:
+        """Make ``trace`` OpenTelemetry's current span context; return the token to detach it.
+
+        ``None`` makes no span current, so the next span starts a new trace.
+        When a *local* span is in force and ``trace`` is a remote parent in its
+        trace, or that very span, the span stays current: it already continues
+        the trace (OpenTelemetry's server instrumentation started it from the
+        same headers), and replacing it would make later spans its siblings.
+        """
+        context = get_current()
+        if trace is None:
+            span: Span = INVALID_SPAN
+        else:
+            current = context.get(_SPAN_KEY)
+            if (
+                current is not None
+                and current is not INVALID_SPAN
+                and type(current) is not _AttachedTraceSpan
+                and _continues(get_current_span(context), trace)
+            ):
+                return attach(context)  # type: ignore[return-value]
+            span = _AttachedTraceSpan(trace)
+        # One copy of the context instead of set_span_in_context's two: this runs per request.
+        values = context.copy()
+        values[_SPAN_KEY] = span
+        # Tokens are opaque to tracectrl; this one resets OpenTelemetry's context variable.
+        return attach(Context(values))  # type: ignore[return-value]
+
+    def detach_trace(self, token: Token[Optional[TraceContext]]) -> None:
+        """Restore OpenTelemetry's context from before the attach that returned ``token``.
+
+        A token from another thread or task does not raise: the previous context
+        is restored where the detach runs and a :class:`RuntimeWarning` is issued,
+        as for every tracectrl token (OpenTelemetry's ``detach`` logs an error
+        and restores nothing).
+        """
+        reset(token.var, token)
+
+
+#: The bridge :mod:`tracectrl._trace` delegates to.
+BRIDGE = OpenTelemetryBridge()
+
+# The key OpenTelemetry keeps the current span under, found through the public API
+# (its own name for it is private).  Reading it directly skips get_current_span's
+# isinstance check against the Span ABC, the slowest step of a lookup.
+(_SPAN_KEY,) = set_span_in_context(INVALID_SPAN, Context())
+
+
+class _AttachedTraceSpan(NonRecordingSpan):
+    """The span OpenTelemetry sees for a trace tracectrl attached.
+
+    It keeps the :class:`TraceContext` itself, so the trace reads back exactly
+    as attached, and builds OpenTelemetry's span context only when something
+    asks for it (a span started below it, an OpenTelemetry propagator): most
+    incoming traces are never looked at that way.
+    """
+
+    def __init__(self, trace: TraceContext) -> None:
+        # NonRecordingSpan.__init__ is skipped on purpose: _context is built lazily.
+        self.trace = trace
+
+    @functools.cached_property
+    def _context(self) -> SpanContext:  # type: ignore[override]
+        trace = self.trace
+        try:
+            return SpanContext(
+                int(trace.trace_id, 16),
+                int(trace.span_id, 16),
+                trace.is_remote,
+                TraceFlags(trace.trace_flags),
+                _trace_state(trace.tracestate),
+            )
+        except ValueError:  # not hex (never made by tracectrl): no parent for OpenTelemetry
+            return INVALID_SPAN_CONTEXT
+
+
+def _continues(span: Span, trace: TraceContext) -> bool:
+    """Say whether local ``span`` already continues ``trace``: a remote parent in it, or itself."""
+    current = span.get_span_context()
+    if current.is_remote or not current.is_valid:
+        return False
+    try:
+        if current.trace_id != int(trace.trace_id, 16):
+            return False
+        return trace.is_remote or current.span_id == int(trace.span_id, 16)
+    except ValueError:
+        return False
+
+
+def _trace_of(span_context: SpanContext) -> TraceContext:
+    """Convert a span context that tracectrl did not attach."""
+    state = span_context.trace_state
+    return TraceContext(
+        f"{span_context.trace_id:032x}",
+        f"{span_context.span_id:016x}",
+        int(span_context.trace_flags),
+        state.to_header() if state else "",
+        span_context.is_remote,
+    )
+
+
+class _ValidatedTraceState(TraceState):
+    """A ``TraceState`` over a ``tracestate`` value that tracectrl has already validated.
+
+    OpenTelemetry's constructor checks every pair with regular expressions,
+    which would double the cost of every extract; this one splits the value
+    into pairs only if OpenTelemetry reads them, and sends it on unchanged.
+    """
+
+    def __init__(self, header: str) -> None:
+        # TraceState.__init__ is skipped on purpose: it would validate again.
+        self._header = header
+
+    @functools.cached_property
+    def _dict(self) -> dict[str, str]:  # type: ignore[override]
+        return dict(tracestate_items(self._header))
+
+    def to_header(self) -> str:
+        """Return the ``tracestate`` value exactly as tracectrl validated it."""
+        return self._header
+
+
+def _lazy_trace_state_works() -> bool:
+    # _ValidatedTraceState relies on TraceState reading its pairs from ``_dict``;
+    # should a release change that, fall back to the public (slower) constructor.
+    try:
+        state = _ValidatedTraceState("k=v")
+        return (
+            state.get("k") == "v"
+            and len(state) == 1
+            and state.add("l", "w").to_header() == ("l=w,k=v")
+        )
+    except Exception:
+        return False
+
+
+_LAZY_TRACE_STATE = _lazy_trace_state_works()
+
+
+def _trace_state(header: str) -> TraceState:
+    """Return the OpenTelemetry ``TraceState`` for a validated ``tracestate`` value."""
+    if not header:
+        return DEFAULT_TRACE_STATE
+    if _LAZY_TRACE_STATE:
+        return _ValidatedTraceState(header)
+    return TraceState.from_header([header])

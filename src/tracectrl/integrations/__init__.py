@@ -1,0 +1,21 @@
+"""Optional integrations: one module per library, each importable only when its library is.
+
+* :mod:`tracectrl.integrations.otel`: ``session.id`` on every OpenTelemetry
+  span, and a propagator for OpenTelemetry's instrumentations
+  (``pip install "tracectrl[otel]"``).
+* :mod:`tracectrl.integrations.logging`: ``session_id`` and ``trace_id`` on
+  every log record (standard library only).
+* :mod:`tracectrl.integrations.structlog`: the same for structlog
+  (``pip install "tracectrl[structlog]"``).
+* :mod:`tracectrl.integrations.asgi`: middleware for any ASGI application,
+  Starlette and FastAPI included (no dependency).
+* :mod:`tracectrl.integrations.wsgi`: middleware for any WSGI application,
+  Flask and Django included (no dependency).
+* :mod:`tracectrl.integrations.requests`: a ``requests.Session`` that sends
+  the trace and session (``pip install "tracectrl[requests]"``).
+* :mod:`tracectrl.integrations.httpx`: ``httpx`` request hooks, sync and async
+  (``pip install "tracectrl[httpx]"``).
+
+Importing a module whose library is missing raises :class:`ImportError` naming
+the extra to install.  ``import tracectrl`` imports none of them.
+"""

@@ -1,0 +1,30 @@
+"""The propagation fields on an outgoing request's headers, for the client integrations."""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+
+from tracectrl._headers import header_values
+from tracectrl.context import SESSION_HEADER, propagation_headers
+
+_BAGGAGE = "baggage"
+# Every field propagation_headers may write; any case.
+_FIELDS = frozenset(("traceparent", "tracestate", _BAGGAGE, SESSION_HEADER.lower()))
+
+
+def set_propagation_headers(headers: MutableMapping[str, str]) -> None:
+    """Replace the trace and session fields of case-insensitive ``headers`` with the current ones.
+
+    ``headers`` is a client's own case-insensitive mapping (``requests``' or
+    ``httpx``'s): only the propagation fields are touched, other fields (and
+    their repeats) stay as they are.  Baggage members already there are kept,
+    with ``session.id`` merged in; a stale field with nothing to replace it
+    (a ``tracestate`` when the current trace has none) is removed.
+    """
+    baggage = header_values(headers, _BAGGAGE)
+    fresh = propagation_headers({_BAGGAGE: ",".join(baggage)} if baggage else None)
+    for name, value in fresh.items():
+        headers[name] = value
+    for name in _FIELDS.difference(field.lower() for field in fresh):
+        if name in headers:
+            del headers[name]

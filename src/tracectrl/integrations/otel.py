@@ -1,0 +1,216 @@
+"""OpenTelemetry: ``session.id`` on every span, and the session carried by its propagators.
+
+The trace needs nothing from this module: with ``opentelemetry-api``
+installed, :mod:`tracectrl.context` reads and writes OpenTelemetry's current
+span itself.  What OpenTelemetry cannot know about is the session; two pieces
+give it:
+
+* :class:`SessionSpanProcessor`, added to the SDK's ``TracerProvider``, sets
+  the ``session.id`` attribute on every span as it starts.
+* :class:`SessionPropagator`, registered as the ``tracectrl_session``
+  propagator, so that with
+  ``OTEL_PROPAGATORS=tracecontext,baggage,tracectrl_session`` every HTTP client
+  and server instrumented by OpenTelemetry carries the session too: inside a
+  handler of an instrumented server, :func:`tracectrl.current_session_id`
+  returns the caller's session with no tracectrl call in the request path.
+
+Needs ``pip install "tracectrl[otel]"`` (the OpenTelemetry API and SDK).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import NamedTuple, Optional
+
+try:
+    from opentelemetry import context as otel_context
+    from opentelemetry.context import Context, get_current
+    from opentelemetry.propagators.textmap import (
+        CarrierT,
+        DefaultGetter,
+        Getter,
+        Setter,
+        TextMapPropagator,
+        default_getter,
+        default_setter,
+    )
+    from opentelemetry.sdk.trace import Span, SpanProcessor
+except ImportError as error:
+    raise ImportError(
+        "tracectrl.integrations.otel needs the OpenTelemetry API and SDK: "
+        'pip install "tracectrl[otel]"'
+    ) from error
+
+from tracectrl import session as _session
+from tracectrl._baggage import merge_baggage
+from tracectrl._headers import header_values
+from tracectrl.context import (
+    BAGGAGE_SESSION_KEY,
+    SESSION_HEADER,
+    _encode_session_id,
+    _incoming_session_id,
+)
+from tracectrl.session import _session_id
+
+__all__ = ["SESSION_ID_ATTRIBUTE", "SessionPropagator", "SessionSpanProcessor"]
+
+#: The span attribute that holds the session id (OpenTelemetry's semantic convention).
+SESSION_ID_ATTRIBUTE = "session.id"
+
+_SESSION_FIELD = SESSION_HEADER.lower()
+_BAGGAGE_FIELD = "baggage"
+
+_log = logging.getLogger("tracectrl.integrations.otel")
+
+
+class SessionSpanProcessor(SpanProcessor):
+    """Set ``session.id`` on every span when it starts, from the session in force.
+
+    The session is the one :func:`tracectrl.current_session_id` returns where
+    the span starts, or the one :class:`SessionPropagator` extracted into the
+    span's parent context.  With no session the span gets no attribute; a
+    ``session.id`` passed to ``start_span`` itself is kept.  Add it next to the
+    exporting processor: ``provider.add_span_processor(SessionSpanProcessor())``.
+    """
+
+    def on_start(self, span: Span, parent_context: Optional[Context] = None) -> None:
+        """Stamp ``session.id`` on ``span`` unless there is no session or it already has one."""
+        session_id = _session_in(parent_context)
+        if session_id is None:
+            return
+        attributes = span.attributes
+        if attributes is None or SESSION_ID_ATTRIBUTE not in attributes:
+            span.set_attribute(SESSION_ID_ATTRIBUTE, session_id)
+
+
+class SessionPropagator(TextMapPropagator):
+    """Carry the session id in ``X-TraceCtrl-Session`` and W3C ``baggage`` (``session.id``).
+
+    The OpenTelemetry counterpart of :func:`tracectrl.context.propagation_headers`
+    and :class:`tracectrl.context.continue_session`, for code instrumented by
+    OpenTelemetry rather than by tracectrl.  It handles the session only; list
+    it after ``tracecontext`` and ``baggage``
+    (``OTEL_PROPAGATORS=tracecontext,baggage,tracectrl_session``), or compose
+    it with ``CompositePropagator``.
+
+    ``extract`` reads the header (else the baggage member), ignoring invalid,
+    oversized or control-character values exactly as ``continue_session``
+    does; it never raises.  The session it finds is in force wherever the
+    returned context is attached: :func:`tracectrl.current_session_id` returns
+    it, :class:`SessionSpanProcessor` stamps it, until the instrumentation
+    detaches the context, so it never outlives its request.  A session that
+    tracectrl code sets later, inside the request (``session_scope``,
+    ``set_session_id``), takes precedence while it is in force.
+
+    ``inject`` writes the session in force as ``X-TraceCtrl-Session`` and,
+    when the carrier is a mapping, merges ``session.id`` into its ``baggage``
+    (so list this propagator after ``baggage``, which replaces that header).
+    With no session it writes nothing.
+    """
+
+    def extract(
+        self,
+        carrier: CarrierT,
+        context: Optional[Context] = None,
+        getter: Getter[CarrierT] = default_getter,
+    ) -> Context:
+        """Return ``context`` (default: the current one) with the carrier's session, if valid."""
+        if context is None:
+            context = get_current()
+        try:
+            session_id = _incoming_session_id(_session_fields(carrier, getter))
+        except Exception:  # a getter or carrier that fails must not fail the request
+            _log.debug("ignored a carrier whose session could not be read", exc_info=True)
+            return context
+        if session_id is None:
+            return context
+        carried = _CarriedSession(session_id, _session_id.get())
+        return otel_context.set_value(_CARRIED_KEY, carried, context)
+
+    def inject(
+        self,
+        carrier: CarrierT,
+        context: Optional[Context] = None,
+        setter: Setter[CarrierT] = default_setter,
+    ) -> None:
+        """Write the session in force (in ``context``, default: here) into ``carrier``."""
+        session_id = _session_in(context)
+        if session_id is None:
+            return
+        encoded = _encode_session_id(session_id)
+        if encoded is None:
+            return
+        setter.set(carrier, SESSION_HEADER, encoded)
+        if isinstance(carrier, Mapping):
+            existing = header_values(carrier, _BAGGAGE_FIELD)
+            setter.set(
+                carrier, _BAGGAGE_FIELD, merge_baggage(existing, BAGGAGE_SESSION_KEY, encoded)
+            )
+
+    @property
+    def fields(self) -> set[str]:
+        """The header fields ``inject`` sets: ``X-TraceCtrl-Session`` and ``baggage``."""
+        return {SESSION_HEADER, _BAGGAGE_FIELD}
+
+
+class _CarriedSession(NamedTuple):
+    """A session extracted by :class:`SessionPropagator`, kept in OpenTelemetry's context."""
+
+    session_id: str
+    #: The session tracectrl had in force when this one was extracted.
+    shadowed: Optional[str]
+
+
+_CARRIED_KEY = otel_context.create_key("tracectrl-session")
+
+
+def _preferred(local: str | None, carried: object) -> str | None:
+    """Choose between tracectrl's own session and one OpenTelemetry's context carries.
+
+    The carried session was extracted for the request being handled, so it
+    wins over the session that was in force around it (``shadowed``: one set
+    at start-up, say) and over none; a session tracectrl code set since then
+    is newer still, and wins while it is in force.
+    """
+    if type(carried) is _CarriedSession and (local is None or local is carried.shadowed):
+        return carried.session_id
+    return local
+
+
+def _carried_session(local: str | None) -> str | None:
+    """Return the session in force given tracectrl's own: the hook ``current_session_id`` calls."""
+    carried = get_current().get(_CARRIED_KEY)
+    if carried is None:  # the usual case outside an instrumented request: no second call
+        return local
+    return _preferred(local, carried)
+
+
+def _session_in(context: Context | None) -> str | None:
+    """Return the session in force for work under ``context`` (``None``: the current context)."""
+    carried = None if context is None else context.get(_CARRIED_KEY)
+    if carried is None:
+        carried = get_current().get(_CARRIED_KEY)
+    return _preferred(_session_id.get(), carried)
+
+
+def _session_fields(carrier: CarrierT, getter: Getter[CarrierT]) -> dict[str, list[str]]:
+    """Read the session header and ``baggage`` through ``getter``, for ``_incoming_session_id``."""
+    # The getters of HTTP servers match names in any case, the default one (a
+    # plain dict) does not: with it, also try the spelling that inject writes.
+    exact_case = isinstance(getter, DefaultGetter)
+    fields: dict[str, list[str]] = {}
+    for name in (_SESSION_FIELD, _BAGGAGE_FIELD):
+        values: Optional[Iterable[object]] = getter.get(carrier, name)
+        if values is None and exact_case and name is _SESSION_FIELD:
+            values = getter.get(carrier, SESSION_HEADER)
+        if values:
+            strings = [value for value in values if isinstance(value, str)]
+            if strings:
+                fields[name] = strings
+    return fields
+
+
+# current_session_id() consults OpenTelemetry's context only once this module is
+# imported: nothing else puts a session there.
+_session._carried_session = _carried_session

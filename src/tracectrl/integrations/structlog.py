@@ -1,0 +1,41 @@
+"""structlog: a processor that adds the session id and trace id to every event.
+
+Put :func:`add_session_context` in the processor chain, before the renderer::
+
+    structlog.configure(processors=[add_session_context, structlog.processors.JSONRenderer()])
+
+Needs ``pip install "tracectrl[structlog]"``.
+"""
+
+from __future__ import annotations
+
+try:
+    from structlog.typing import EventDict, WrappedLogger
+except ImportError as error:
+    raise ImportError(
+        'tracectrl.integrations.structlog needs structlog: pip install "tracectrl[structlog]"'
+    ) from error
+
+from tracectrl._trace import current_trace
+from tracectrl.session import current_session_id
+
+__all__ = ["add_session_context"]
+
+
+def add_session_context(
+    logger: WrappedLogger, method_name: str, event_dict: EventDict
+) -> EventDict:
+    """Add ``session_id`` and ``trace_id`` to ``event_dict`` and return it.
+
+    ``session_id`` is the session in force where the event is logged and
+    ``trace_id`` the 32-hex-digit id of the current trace (OpenTelemetry's
+    current span when OpenTelemetry is installed); each is ``None`` when there
+    is none.  Keys the event already has (bound with ``bind()`` or passed to
+    the call) are kept.
+    """
+    if "session_id" not in event_dict:
+        event_dict["session_id"] = current_session_id()
+    if "trace_id" not in event_dict:
+        trace = current_trace()
+        event_dict["trace_id"] = None if trace is None else trace.trace_id
+    return event_dict
