@@ -1,0 +1,269 @@
+"""The docs: every code block runs, every other block says why not, every public name is documented.
+
+The convention for pages under ``docs/pages/``:
+
+* every fenced ``python`` block is executed; the blocks of one page run in
+  order, in one fresh ``__main__`` namespace, in a subprocess (so a
+  ``new_session()`` on a page never leaks into the test process), compiled as
+  if they began with ``from __future__ import annotations``;
+* a block preceded by the line ``<!-- not-run: <reason> -->`` is not run;
+* every other fenced block (``bash``, ``text``, ``json``...) must carry that
+  marker too, so that nothing that looks like code escapes the tests unnoticed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+PAGES = DOCS / "pages"
+REFERENCE = PAGES / "reference"
+PYTHON_LANGUAGES = frozenset({"python", "py"})
+PAGE_TIMEOUT_SECONDS = 120
+
+_FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
+_NOT_RUN = re.compile(r"^\s*<!--\s*not-run:(?P<reason>.*?)-->\s*$")
+_DIRECTIVE = re.compile(r"^:::\s+(?P<module>[\w.]+)\s*$", re.MULTILINE)
+
+# Runs in the subprocess: the blocks arrive on stdin as JSON.  Each block is
+# compiled with the page as its file name and its own line numbers, so a
+# traceback points into the Markdown.  The namespace is a fresh module installed
+# as __main__, so functions defined on a page can be pickled for a process pool.
+# Blocks are compiled as if they began with `from __future__ import annotations`,
+# so pages can write `str | None` and still run on Python 3.9.
+_RUNNER = """
+import __future__, json, sys, types
+main = types.ModuleType("__main__")
+sys.modules["__main__"] = main
+flags = __future__.annotations.compiler_flag
+for block in json.load(sys.stdin):
+    padded = "\\n" * (block["line"] - 1) + block["source"]
+    exec(compile(padded, block["path"], "exec", flags=flags, dont_inherit=True), main.__dict__)
+"""
+
+
+@dataclass(frozen=True)
+class Block:
+    """One fenced block of a page: where it starts, its language, its text, its marker."""
+
+    path: str
+    line: int  # the first line of the block's content, 1-based
+    language: str
+    source: str
+    not_run_reason: str | None
+
+
+def pages() -> list[Path]:
+    return sorted(PAGES.rglob("*.md"))
+
+
+def page_id(page: Path) -> str:
+    return page.relative_to(PAGES).as_posix()
+
+
+def fenced_blocks(page: Path, root: Path = ROOT) -> list[Block]:
+    """Return the fenced blocks of ``page``, indented ones (in admonitions, lists) included."""
+    lines = page.read_text(encoding="utf-8").splitlines()
+    path = page.relative_to(root).as_posix()
+    blocks = []
+    index = 0
+    while index < len(lines):
+        opening = _FENCE.match(lines[index])
+        if opening is None:
+            index += 1
+            continue
+        indent, fence = len(opening["indent"]), opening["fence"]
+        closing = re.compile(rf"^[ \t]*{re.escape(fence[0])}{{{len(fence)},}}[ \t]*$")
+        end = index + 1
+        while end < len(lines) and not closing.match(lines[end]):
+            end += 1
+        body = [
+            line[indent:] if line[:indent].isspace() else line for line in lines[index + 1 : end]
+        ]
+        blocks.append(
+            Block(
+                path=path,
+                line=index + 2,
+                language=_language(opening["info"]),
+                source="\n".join(body) + "\n",
+                not_run_reason=_marker_before(lines, index),
+            )
+        )
+        index = end + 1
+    return blocks
+
+
+def _language(info: str) -> str:
+    # "python", "python title='x.py'", "{ .python }", "py linenums='1'" -> "python" / "py"
+    words = info.strip().lstrip("{").replace(".", " ").split()
+    return words[0].lower() if words else ""
+
+
+def _marker_before(lines: list[str], fence_index: int) -> str | None:
+    """Return the reason of a ``not-run`` marker on the last non-blank line before a fence."""
+    for line in reversed(lines[:fence_index]):
+        if line.strip():
+            marker = _NOT_RUN.match(line)
+            return None if marker is None else marker["reason"].strip()
+    return None
+
+
+def run_blocks(blocks: list[Block], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``blocks`` in order in one fresh interpreter, one namespace."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key != "TRACECTRL_SESSION_ID" and not key.startswith("OTEL_")
+    }
+    payload = [{"path": b.path, "line": b.line, "source": b.source} for b in blocks]
+    return subprocess.run(
+        [sys.executable, "-c", _RUNNER],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=PAGE_TIMEOUT_SECONDS,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("page", pages(), ids=page_id)
+def test_python_blocks_of_the_page_run_in_order(page: Path, tmp_path: Path) -> None:
+    runnable = [
+        block
+        for block in fenced_blocks(page)
+        if block.language in PYTHON_LANGUAGES and block.not_run_reason is None
+    ]
+    if not runnable:
+        return
+    result = run_blocks(runnable, cwd=tmp_path)
+    assert result.returncode == 0, (
+        f"a python block of {page_id(page)} failed:\n{result.stderr}\n{result.stdout}"
+    )
+
+
+@pytest.mark.parametrize("page", pages(), ids=page_id)
+def test_every_block_that_is_not_run_says_why(page: Path) -> None:
+    problems = []
+    for block in fenced_blocks(page):
+        where = f"{block.path}:{block.line - 1}"
+        if block.not_run_reason == "":
+            problems.append(f"{where}: the not-run marker gives no reason")
+        elif block.language not in PYTHON_LANGUAGES and block.not_run_reason is None:
+            kind = block.language or "unlabelled"
+            problems.append(
+                f"{where}: a {kind} block needs a '<!-- not-run: <reason> -->' line before it"
+            )
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("page", pages(), ids=page_id)
+def test_every_not_run_marker_stands_before_a_block(page: Path) -> None:
+    lines = page.read_text(encoding="utf-8").splitlines()
+    marked = {block.line - 1 for block in fenced_blocks(page) if block.not_run_reason}
+    dangling = []
+    for number, line in enumerate(lines, start=1):
+        if _NOT_RUN.match(line):
+            following = next(
+                (n for n in range(number + 1, len(lines) + 1) if lines[n - 1].strip()), None
+            )
+            if following not in marked:
+                dangling.append(f"{page_id(page)}:{number}")
+    assert not dangling, f"not-run markers with no fenced block right after them: {dangling}"
+
+
+def test_the_block_parser_reads_markers_languages_and_indented_fences(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "# Title\n\n"
+        "```python\nx = 1\n```\n\n"
+        "<!-- not-run: needs a server -->\n\n"
+        "```bash\ncurl localhost\n```\n\n"
+        '!!! note\n    ```py title="inner.py"\n    y = x + 1\n    ```\n\n'
+        "~~~~\nplain\n~~~~\n",
+        encoding="utf-8",
+    )
+    blocks = [
+        (b.line, b.language, b.source, b.not_run_reason) for b in fenced_blocks(page, root=tmp_path)
+    ]
+    assert blocks == [
+        (4, "python", "x = 1\n", None),
+        (10, "bash", "curl localhost\n", "needs a server"),
+        (15, "py", "y = x + 1\n", None),
+        (19, "", "plain\n", None),
+    ]
+
+
+def test_a_failing_block_reports_the_page_and_line(tmp_path: Path) -> None:
+    blocks = [
+        Block("docs/pages/x.md", 3, "python", "value = 1\n", None),
+        Block("docs/pages/x.md", 9, "python", "assert value == 2\n", None),
+    ]
+    result = run_blocks(blocks, cwd=tmp_path)
+    assert result.returncode != 0
+    assert 'File "docs/pages/x.md", line 9' in result.stderr
+
+
+def test_every_public_module_has_a_reference_page() -> None:
+    documented = {
+        match["module"]
+        for page in REFERENCE.rglob("*.md")
+        for match in _DIRECTIVE.finditer(page.read_text(encoding="utf-8"))
+    }
+    missing = sorted(set(_api_coverage().public_names(ROOT / "src")) - documented)
+    assert not missing, f"no '::: module' page under docs/pages/reference/ for: {missing}"
+
+
+def test_every_public_name_is_in_the_built_api_reference(tmp_path: Path) -> None:
+    pytest.importorskip("mkdocs")
+    pytest.importorskip("mkdocstrings_handlers.python")
+    coverage = _api_coverage()
+    site = tmp_path / "site"
+    build = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "--quiet",
+            "--config-file",
+            str(DOCS / "mkdocs.yml"),
+            "--site-dir",
+            str(site),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        timeout=PAGE_TIMEOUT_SECONDS,
+        check=False,
+    )
+    assert build.returncode == 0, f"mkdocs build --strict failed:\n{build.stderr}"
+    anchors: set[str] = set()
+    for html in (site / "reference").rglob("*.html"):
+        anchors |= coverage.anchors_in(html.read_text(encoding="utf-8"))
+    missing = coverage.missing_names(coverage.public_names(ROOT / "src"), anchors)
+    assert not missing, f"public names missing from the API reference: {missing}"
+
+
+def _api_coverage() -> ModuleType:
+    """Import the MkDocs hook that holds the public-name check (it is not a package)."""
+    path = DOCS / "hooks" / "api_coverage.py"
+    spec = importlib.util.spec_from_file_location("_docs_api_coverage", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
