@@ -4,8 +4,8 @@ A public module is any module of ``tracectrl`` with no ``_``-prefixed part in it
 dotted path.  After the build, each one and every name in its ``__all__`` must
 be an anchor (``id="tracectrl.session.new_session"``) on a page under
 ``reference/``; each one that is not is logged as a warning, which fails
-``mkdocs build --strict``.  ``tests/test_docs.py`` imports :func:`public_names`
-and :func:`missing_names` to run the same check.
+``mkdocs build --strict`` (the check command runs that build).  ``tests/test_docs.py``
+imports :func:`public_names` to check that every public module has a reference page.
 
 Docstrings are written with Sphinx roles (``:func:`tracectrl.session_scope```),
 which Markdown renders literally; :func:`on_page_content` turns them into
