@@ -12,6 +12,7 @@ from tracectrl._tracecontext import parse_traceparent
 from tracectrl.context import (
     BAGGAGE_SESSION_KEY,
     SESSION_HEADER,
+    continue_session,
     extract_trace_headers,
     inject_trace_headers,
     propagation_headers,
@@ -208,3 +209,13 @@ def test_propagation_headers_percent_encode_the_session_id() -> None:
     encoded = "user%207%2C%2050%25%20off%3B%20a%3Db%20caf%C3%A9"
     assert headers[SESSION_HEADER] == encoded
     assert headers["baggage"] == f"session.id={encoded}"
+
+
+def test_whitespace_only_session_id_round_trips_percent_encoded() -> None:
+    from tracectrl import session_scope
+
+    with session_scope("   "):
+        sent = propagation_headers()
+    assert sent[SESSION_HEADER] == "%20%20%20"
+    with continue_session(sent) as received:
+        assert received == "   "

@@ -37,7 +37,6 @@ HOSTILE_SESSIONS = {
     "empty": "",
     "spaces": "   ",
     "tabs": "\t\t",
-    "encoded whitespace only": "%20%20",
     "raw non-ASCII": "caf\u00e9",
     "invalid UTF-8": "%C3%28",
     "encoded id over 256 characters": "%C3%A9" * 257,

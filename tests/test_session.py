@@ -60,6 +60,7 @@ def test_set_session_id_ignores_the_environment_variable(monkeypatch: pytest.Mon
         "with spaces, commas; equals= and 100%",
         "Ünïcødé-セッション-🙂",
         "\u00a0non-breaking space inside",
+        "   ",
     ],
 )
 def test_valid_ids_are_accepted_unchanged(valid: str) -> None:
@@ -89,7 +90,10 @@ def test_str_subclass_is_accepted_as_a_plain_str() -> None:
     ("invalid", "rule"),
     [
         ("", "must not be empty"),
-        ("   ", "must not be only whitespace"),
+        (
+            "lone\udcffsurrogate",
+            "must not contain surrogate characters, got '\\\\udcff' at index 4",
+        ),
         ("\t \n", "must not contain control characters"),
         ("x" * 257, "at most 256 characters, got 257"),
         ("a\r\nSet-Cookie: x", "must not contain control characters, got '\\\\r' at index 1"),

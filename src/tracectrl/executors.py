@@ -20,7 +20,7 @@ import asyncio
 import functools
 import threading
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
-from contextvars import copy_context
+from contextvars import Context, copy_context
 from typing import Callable, Optional, TypeVar
 
 from typing_extensions import ParamSpec, TypeVarTuple, Unpack
@@ -33,9 +33,6 @@ _P = ParamSpec("_P")
 _T = TypeVar("_T")
 _Ts = TypeVarTuple("_Ts")
 _Submitted = TypeVar("_Submitted")
-
-# No session, no trace: what a process pool is handed while it may be forking.
-_NO_CONTEXT = ContextSnapshot(None, None)
 
 
 def submit(
@@ -171,19 +168,20 @@ def _ship_snapshot(
     """Submit ``fn`` to a process pool with the caller's session and trace as plain data."""
     snapshot = capture()
     # ProcessPoolExecutor starts fork workers from inside submit(), and a forked
-    # worker keeps the forking thread's context for life: clear our values around
-    # the call so that a worker born here does not hand this caller's session to
-    # the plain tasks it runs later.
-    with applied(_NO_CONTEXT):
-        return submit_to_pool(_run_with_snapshot, snapshot, fn, *args, **kwargs)
+    # worker keeps the forking thread's context for life: submit from an empty
+    # context, so that a worker born here hands nothing of this caller's (our
+    # values, OpenTelemetry's, anyone's) to the plain tasks it runs later.
+    return Context().run(submit_to_pool, _run_with_snapshot, snapshot, fn, *args, **kwargs)
 
 
 def _run_with_snapshot(
     snapshot: ContextSnapshot, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs
 ) -> _T:
-    """In the worker process: run ``fn`` in a fresh copy of its context, ``snapshot`` applied."""
-    # Module level, so that every start method can unpickle it by name.
-    return copy_context().run(_call_applied, snapshot, functools.partial(fn, *args, **kwargs))
+    """In the worker process: run ``fn`` in an empty context with ``snapshot`` applied."""
+    # Module level, so that every start method can unpickle it by name.  An empty
+    # context, not a copy of the worker's: a worker forked by code that did not go
+    # through submit() may hold its forker's values, and the task must see only its own.
+    return Context().run(_call_applied, snapshot, functools.partial(fn, *args, **kwargs))
 
 
 def _call_applied(snapshot: ContextSnapshot, call: Callable[[], _T]) -> _T:

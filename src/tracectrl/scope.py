@@ -189,7 +189,9 @@ def with_session(
 
     Works on functions, coroutine functions, generators and async generators.
     Coroutines hold the session from start to finish.  Generators hold it only
-    while their body runs: between items the caller sees its own session, and
+    while their body runs: between items the caller sees its own session, what
+    the body sets (a scope it opens, ``set_session_id``) is in force again when
+    it resumes, and
     ``close()``/``aclose()`` and exceptions thrown in run the body's cleanup
     under the decorated session.  A generator picks its session when it starts
     (its first ``next()``), not when it is created.  Signatures, ``functools.wraps``
@@ -298,9 +300,13 @@ def _generator_wrapper(
 
 
 def _step_in_session(
-    generator: Generator[Any, Any, Any], session_id: str
+    generator: Generator[Any, Any, Any], session_id: str | None
 ) -> Generator[Any, Any, Any]:
-    """Delegate to ``generator`` like ``yield from``, with the session set only while it runs."""
+    """Delegate to ``generator`` like ``yield from``, with the session set only while it runs.
+
+    What the body leaves in force when it yields (a scope it opened, a
+    ``set_session_id``) is what it finds again when it resumes.
+    """
     resume: Callable[[Any], Any] = generator.send
     value: Any = None
     while True:
@@ -310,6 +316,7 @@ def _step_in_session(
         except StopIteration as stop:
             return stop.value
         finally:
+            session_id = _get_session()
             reset(_session_id, token)
         try:
             value = yield item
@@ -322,7 +329,7 @@ def _step_in_session(
             resume = generator.send
 
 
-def _run_in_session(session_id: str, step: Callable[[], object]) -> None:
+def _run_in_session(session_id: str | None, step: Callable[[], object]) -> None:
     """Run one step of a generator's body (its cleanup) under ``session_id``."""
     token = _set_session(session_id)
     try:
@@ -335,7 +342,7 @@ def _async_generator_wrapper(
     func: Callable[..., AsyncGenerator[Any, Any]], resolve: _Resolver
 ) -> Callable[..., AsyncGenerator[Any, Any]]:
     async def iterate_in_session(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
-        session_id = resolve(args, kwargs)
+        session_id: str | None = resolve(args, kwargs)
         generator = func(*args, **kwargs)
         resume: Callable[[Any], Any] = generator.asend
         value: Any = None
@@ -346,6 +353,7 @@ def _async_generator_wrapper(
             except StopAsyncIteration:
                 return
             finally:
+                session_id = _get_session()  # the body's own, for its next step
                 reset(_session_id, token)
             try:
                 value = yield item

@@ -39,6 +39,9 @@ _carried_session: Optional[Callable[[Optional[str]], Optional[str]]] = None
 # Unicode category Cc: C0 controls, DEL and C1 controls.  Any of them could split
 # a header or a log line, so none is allowed anywhere in an id.
 _CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f]")
+# Lone surrogates (what os.environ makes of bytes that are not UTF-8) cannot be
+# encoded, so such an id could never be sent to another agent.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def new_session() -> str:
@@ -77,8 +80,8 @@ def set_session_id(sid: str) -> None:
 
     Raises:
         TypeError: ``sid`` is not a ``str``.
-        ValueError: ``sid`` is empty, blank, longer than 256 characters, or holds
-            a control character.
+        ValueError: ``sid`` is empty, longer than 256 characters, or holds a
+            control character or a lone surrogate.
     """
     _session_id.set(validate_session_id(sid))
 
@@ -86,9 +89,10 @@ def set_session_id(sid: str) -> None:
 def validate_session_id(sid: object) -> str:
     """Return ``sid`` unchanged if it is a valid session id, else raise.
 
-    A valid id is a ``str`` of 1 to 256 characters that is not only whitespace
-    and holds no control character (Unicode category ``Cc``: ``\\x00``-``\\x1f``,
-    ``\\x7f``-``\\x9f``).  Spaces, punctuation and non-ASCII letters are fine.
+    A valid id is a ``str`` of 1 to 256 characters that holds no control
+    character (Unicode category ``Cc``: ``\\x00``-``\\x1f``, ``\\x7f``-``\\x9f``)
+    and no lone surrogate (``\\ud800``-``\\udfff``, which cannot be encoded
+    to send).  Spaces, punctuation and non-ASCII letters are fine.
 
     Raises:
         TypeError: ``sid`` is not a ``str``.
@@ -111,8 +115,8 @@ def session_id_problem(sid: str) -> str | None:
     bad input is ignored rather than raised.
     """
     length = len(sid)
-    # Fast path: a printable string holds no control character.
-    if 0 < length <= MAX_SESSION_ID_LENGTH and sid.isprintable() and not sid.isspace():
+    # Fast path: a printable string holds no control character and no surrogate.
+    if 0 < length <= MAX_SESSION_ID_LENGTH and sid.isprintable():
         return None
     if length == 0:
         return "session id must not be empty"
@@ -124,8 +128,12 @@ def session_id_problem(sid: str) -> str | None:
             "session id must not contain control characters, "
             f"got {control.group()!r} at index {control.start()}"
         )
-    if sid.isspace():
-        return "session id must not be only whitespace"
+    surrogate = _SURROGATE.search(sid)
+    if surrogate is not None:
+        return (
+            "session id must not contain surrogate characters, "
+            f"got {surrogate.group()!r} at index {surrogate.start()}"
+        )
     return None
 
 
