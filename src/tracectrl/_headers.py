@@ -15,7 +15,7 @@ import logging
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Iterable, Iterator
+    from collections.abc import Collection, Iterable, Iterator, Sequence
 
 _log = logging.getLogger("tracectrl.headers")
 
@@ -30,6 +30,19 @@ def header_fields(headers: object, names: Collection[str]) -> dict[str, list[str
     """
     found: dict[str, list[str]] = {}
     try:
+        if type(headers) is dict and len(headers) <= len(names):
+            # A carrier of propagation fields alone (what inject makes, a
+            # message's headers): when each key is one of ``names`` as given,
+            # with a str value, lookups by name find every field and no key is
+            # lowered.  Any other key (a second "Traceparent", bytes) or value
+            # is left over, and the scan below reads every field in order.
+            for name in names:
+                value = headers.get(name)
+                if type(value) is str:
+                    found[name] = [value]
+            if len(found) == len(headers):
+                return found
+            found = {}
         if isinstance(headers, dict):
             # The usual carrier: its items are always (hashable key, value) pairs.
             items: Iterable[tuple[object, object]] = headers.items()
@@ -89,6 +102,32 @@ def header_values(headers: object, name: str) -> list[str]:
     The same reading as :func:`header_fields`, for one name.
     """
     return header_fields(headers, (name,)).get(name, [])
+
+
+def header_field_pair(
+    headers: object, first: str, second: str
+) -> tuple[Sequence[str], Sequence[str]]:
+    """Return every field value of ``first`` and of ``second`` (two lowercase names) in ``headers``.
+
+    The same reading as :func:`header_fields`, for two names; a name with no
+    field gives an empty sequence.
+    """
+    if type(headers) is dict and len(headers) <= 2:
+        # The shortcut of header_fields without its dict and lists, for the
+        # usual carrier: the first field alone or both, named as given.  With
+        # no key left over, none can repeat a name in another case.
+        try:
+            first_value = headers.get(first)
+            if type(first_value) is str:
+                if len(headers) == 1:
+                    return (first_value,), ()
+                second_value = headers.get(second)
+                if type(second_value) is str:
+                    return (first_value,), (second_value,)
+        except Exception:
+            pass  # a key that fails to compare: header_fields logs it and answers
+    fields = header_fields(headers, (first, second))
+    return fields.get(first, ()), fields.get(second, ())
 
 
 def _pairs(items: Iterable[object]) -> Iterator[tuple[object, object]]:

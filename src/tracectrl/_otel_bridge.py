@@ -93,7 +93,8 @@ class OpenTelemetryBridge:
                 and _continues(get_current_span(context), trace)
             ):
                 return attach(context)  # type: ignore[return-value]
-            span = _AttachedTraceSpan(trace)
+            span = attached = _new_span(_AttachedTraceSpan)
+            attached.trace = trace
         # One copy of the context instead of set_span_in_context's two: this runs per request.
         values = context.copy()
         values[_SPAN_KEY] = span
@@ -119,6 +120,11 @@ BRIDGE = OpenTelemetryBridge()
 # isinstance check against the Span ABC, the slowest step of a lookup.
 (_SPAN_KEY,) = set_span_in_context(INVALID_SPAN, Context())
 
+# _AttachedTraceSpan(trace) runs a Python-level __init__ per request; object.__new__
+# and one slot assignment make the same span without it.  (Bound here: looking
+# __new__ up on ``object`` at each call costs about as much as the frame.)
+_new_span = object.__new__
+
 
 class _AttachedTraceSpan(NonRecordingSpan):
     """The span OpenTelemetry sees for a trace tracectrl attached.
@@ -128,6 +134,10 @@ class _AttachedTraceSpan(NonRecordingSpan):
     asks for it (a span started below it, an OpenTelemetry propagator): most
     incoming traces are never looked at that way.
     """
+
+    # A slot: attaching allocates no instance dict (the one inherited from Span
+    # is made only if OpenTelemetry asks for _context).
+    __slots__ = ("trace",)
 
     def __init__(self, trace: TraceContext) -> None:
         # NonRecordingSpan.__init__ is skipped on purpose: _context is built lazily.

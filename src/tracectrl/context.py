@@ -30,7 +30,7 @@ from tracectrl._baggage import (
     encode_baggage_value,
     merge_baggage,
 )
-from tracectrl._headers import header_fields, header_values
+from tracectrl._headers import header_field_pair, header_fields, header_values
 from tracectrl._tokens import reset_latest
 from tracectrl._trace import TraceContext, attach_trace, current_trace, detach_trace
 from tracectrl._tracecontext import (
@@ -118,8 +118,8 @@ def extract_trace_headers(headers: object) -> TraceContext | None:
     :func:`tracectrl.session.set_session_id`: it stays for the rest of the
     current thread or task; use :class:`continue_session` to have it restored.
     """
-    fields = header_fields(headers, _TRACE_NAMES)
-    trace = trace_from_fields(fields.get(_TRACEPARENT), fields.get(_TRACESTATE))
+    traceparents, tracestates = header_field_pair(headers, _TRACEPARENT, _TRACESTATE)
+    trace = trace_from_fields(traceparents, tracestates)
     attach_trace(trace)
     return trace
 
