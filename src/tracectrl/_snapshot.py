@@ -12,7 +12,14 @@ from types import TracebackType
 from typing import NamedTuple, Optional
 
 from tracectrl._tokens import reset
-from tracectrl._trace import TraceContext, attach_trace, current_trace, detach_trace
+from tracectrl._trace import (
+    TraceContext,
+    attach_started_trace,
+    attach_trace,
+    current_trace,
+    detach_trace,
+    is_started,
+)
 from tracectrl.session import _session_id, current_session_id
 
 
@@ -21,11 +28,14 @@ class ContextSnapshot(NamedTuple):
 
     session_id: Optional[str]
     trace: Optional[TraceContext]
+    #: The trace is one tracectrl started, never made an OpenTelemetry span.
+    trace_started: bool = False
 
 
 def capture() -> ContextSnapshot:
     """Take the current session id and trace as picklable data."""
-    return ContextSnapshot(current_session_id(), current_trace())
+    trace = current_trace()
+    return ContextSnapshot(current_session_id(), trace, trace is not None and is_started(trace))
 
 
 class applied:
@@ -38,7 +48,11 @@ class applied:
 
     def __enter__(self) -> ContextSnapshot:
         self._session_token = _session_id.set(self._snapshot.session_id)
-        self._trace_token = attach_trace(self._snapshot.trace)
+        trace = self._snapshot.trace
+        if trace is not None and self._snapshot.trace_started:
+            self._trace_token = attach_started_trace(trace)
+        else:
+            self._trace_token = attach_trace(trace)
         return self._snapshot
 
     def __exit__(

@@ -6,6 +6,12 @@ ContextVar below.  Every read and write of the current trace goes through
 OpenTelemetry bridge has one seam to hook: when ``opentelemetry-api`` is
 importable, the three functions read and write OpenTelemetry's current span
 instead (see :mod:`tracectrl._otel_bridge`).
+
+A trace tracectrl *starts* (no ``traceparent`` came in) is the exception: it
+always lives in the ContextVar, via :func:`attach_started_trace`.  Made
+OpenTelemetry's current span, its random parent-id would become the parent of
+every span started below it, a parent that no service ever exports.  With
+OpenTelemetry, a valid current span wins over it.
 """
 
 from __future__ import annotations
@@ -43,7 +49,25 @@ def current_trace() -> TraceContext | None:
     bridge = _bridge
     if bridge is None:
         return _trace_context.get()
-    return bridge.current_trace()
+    trace = bridge.current_trace()
+    return _trace_context.get() if trace is None else trace
+
+
+def attach_started_trace(trace: TraceContext) -> Token[Optional[TraceContext]]:
+    """Make a trace tracectrl started current, outside OpenTelemetry's context; see above."""
+    return _trace_context.set(trace)
+
+
+def is_started(trace: TraceContext) -> bool:
+    """Say whether ``trace``, returned by :func:`current_trace`, is one tracectrl started."""
+    return _bridge is not None and trace is _trace_context.get()
+
+
+def clear_trace() -> None:
+    """Make no trace current, without a token: the next outgoing call starts one."""
+    _trace_context.set(None)
+    if _bridge is not None:
+        _bridge.attach_trace(None)
 
 
 def attach_trace(trace: TraceContext | None) -> Token[Optional[TraceContext]]:

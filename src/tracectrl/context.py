@@ -32,7 +32,14 @@ from tracectrl._baggage import (
 )
 from tracectrl._headers import header_field_pair, header_fields, header_values
 from tracectrl._tokens import reset_latest
-from tracectrl._trace import TraceContext, attach_trace, current_trace, detach_trace
+from tracectrl._trace import (
+    TraceContext,
+    attach_started_trace,
+    attach_trace,
+    clear_trace,
+    current_trace,
+    detach_trace,
+)
 from tracectrl._tracecontext import (
     new_trace,
     outgoing_traceparent,
@@ -114,13 +121,20 @@ def extract_trace_headers(headers: object) -> TraceContext | None:
     current (the next :func:`inject_trace_headers` starts a new trace) and its
     ``tracestate`` is dropped; an invalid ``tracestate`` alone is dropped.
 
+    With OpenTelemetry, a local span in force (a server instrumentation's)
+    stays current when no valid ``traceparent`` came in: it already is this
+    request's trace, and the handler's spans stay its children.
+
     Nothing is raised.  The trace is set without a token, like
     :func:`tracectrl.session.set_session_id`: it stays for the rest of the
     current thread or task; use :class:`continue_session` to have it restored.
     """
     traceparents, tracestates = header_field_pair(headers, _TRACEPARENT, _TRACESTATE)
     trace = trace_from_fields(traceparents, tracestates)
-    attach_trace(trace)
+    if trace is not None:
+        attach_trace(trace)
+    elif _local_trace() is None:
+        clear_trace()
     return trace
 
 
@@ -187,13 +201,12 @@ class continue_session:
     def __enter__(self) -> str:
         fields = header_fields(self._headers, _ALL_NAMES)
         trace = (
-            trace_from_fields(fields.get(_TRACEPARENT), fields.get(_TRACESTATE))
-            or _local_trace()
-            or new_trace()
+            trace_from_fields(fields.get(_TRACEPARENT), fields.get(_TRACESTATE)) or _local_trace()
         )
+        trace_token = attach_started_trace(new_trace()) if trace is None else attach_trace(trace)
         session_id = _incoming_session_id(fields) or _new_session_id()
         session_token = _session_id.set(session_id)
-        self._trace_tokens[id(session_token)] = attach_trace(trace)
+        self._trace_tokens[id(session_token)] = trace_token
         self._session_tokens.append(session_token)
         return session_id
 
@@ -231,7 +244,7 @@ def _add_trace_headers(headers: dict[str, str]) -> None:
     trace = current_trace()
     if trace is None:
         trace = new_trace()
-        attach_trace(trace)
+        attach_started_trace(trace)
     headers[_TRACEPARENT] = outgoing_traceparent(trace)
     if trace.tracestate:
         headers[_TRACESTATE] = outgoing_tracestate(trace.tracestate)
