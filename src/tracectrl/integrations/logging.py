@@ -13,6 +13,7 @@ or from :func:`logging.config.dictConfig` with
 from __future__ import annotations
 
 import logging
+from collections.abc import MutableMapping
 
 from tracectrl._trace import current_trace
 from tracectrl.session import current_session_id
@@ -38,10 +39,17 @@ class SessionLogFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Set ``record.session_id`` and ``record.trace_id`` unless already set; return ``True``."""
-        attributes = record.__dict__
-        if "session_id" not in attributes:
-            attributes["session_id"] = current_session_id()
-        if "trace_id" not in attributes:
-            trace = current_trace()
-            attributes["trace_id"] = None if trace is None else trace.trace_id
+        _add_session_fields(record.__dict__)
         return True
+
+
+def _add_session_fields(fields: MutableMapping[str, object]) -> None:
+    """Set ``session_id`` and ``trace_id`` in ``fields`` where absent: what every log line gets.
+
+    Shared by :class:`SessionLogFilter` and the structlog processor.
+    """
+    if "session_id" not in fields:
+        fields["session_id"] = current_session_id()
+    if "trace_id" not in fields:
+        trace = current_trace()
+        fields["trace_id"] = None if trace is None else trace.trace_id

@@ -16,8 +16,7 @@ except ImportError as error:
         'tracectrl.integrations.structlog needs structlog: pip install "tracectrl[structlog]"'
     ) from error
 
-from tracectrl._trace import current_trace
-from tracectrl.session import current_session_id
+from tracectrl.integrations.logging import _add_session_fields
 
 __all__ = ["add_session_context"]
 
@@ -33,9 +32,5 @@ def add_session_context(
     is none.  Keys the event already has (bound with ``bind()`` or passed to
     the call) are kept.
     """
-    if "session_id" not in event_dict:
-        event_dict["session_id"] = current_session_id()
-    if "trace_id" not in event_dict:
-        trace = current_trace()
-        event_dict["trace_id"] = None if trace is None else trace.trace_id
+    _add_session_fields(event_dict)
     return event_dict
