@@ -1,4 +1,12 @@
-"""Every test starts with no session and no trace, and leaves none behind."""
+"""Every test starts with no session and no trace, and leaves none behind.
+
+A test that asks for the ``trace_backend`` fixture (``pytestmark =
+pytest.mark.usefixtures("trace_backend")``) runs twice: once with the trace in
+tracectrl's own ContextVar, as when ``opentelemetry-api`` is not installed, and
+once in OpenTelemetry's context through the bridge.  Every interpreter the suite
+runs on has ``opentelemetry-api``, so without the fixture only the second path
+would ever be tested.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +14,37 @@ from collections.abc import Iterator
 
 import pytest
 
-from tracectrl._trace import attach_trace, detach_trace
+from tracectrl import _trace
 from tracectrl.session import _session_id
+
+TRACE_BACKENDS = ["contextvar", "opentelemetry"]
+
+
+@pytest.fixture(params=TRACE_BACKENDS)
+def trace_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Keep the current trace in the backend named by the parameter for one test."""
+    if request.param == "opentelemetry":
+        bridge = pytest.importorskip("tracectrl._otel_bridge").BRIDGE
+    else:
+        bridge = None  # what _trace settles on when opentelemetry-api does not import
+    monkeypatch.setattr(_trace, "_bridge", bridge)
+    return str(request.param)
 
 
 @pytest.fixture(autouse=True)
-def _clean_context(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _clean_context(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
     monkeypatch.delenv("TRACECTRL_SESSION_ID", raising=False)
+    if "trace_backend" in request.fixturenames:
+        # Switch before attaching, so that the detach below goes to the backend
+        # that took the attach; monkeypatch restores the bridge only after it.
+        request.getfixturevalue("trace_backend")
     session_token = _session_id.set(None)
-    trace_token = attach_trace(None)
+    # A trace tracectrl starts lives in its ContextVar even with the bridge.
+    started_token = _trace._trace_context.set(None)
+    trace_token = _trace.attach_trace(None)
     yield
-    detach_trace(trace_token)
+    _trace.detach_trace(trace_token)
+    _trace._trace_context.reset(started_token)
     _session_id.reset(session_token)

@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from tracectrl import _trace
 from tracectrl._trace import TraceContext, attach_trace, current_trace
 from tracectrl._tracecontext import parse_traceparent
 from tracectrl.context import (
@@ -19,6 +20,9 @@ from tracectrl.context import (
 )
 from tracectrl.session import new_session, set_session_id
 
+# Both places the current trace can live: tracectrl's ContextVar and OpenTelemetry's context.
+pytestmark = pytest.mark.usefixtures("trace_backend")
+
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
 TRACEPARENT = f"00-{TRACE_ID}-{PARENT_ID}-01"
@@ -29,6 +33,20 @@ def sent_parent(headers: dict[str, str]) -> tuple[str, str, int]:
     parsed = parse_traceparent(headers["traceparent"])
     assert parsed is not None, headers
     return parsed
+
+
+def test_the_trace_lives_where_the_backend_under_test_keeps_it(trace_backend: str) -> None:
+    get_current_span = pytest.importorskip("opentelemetry.trace").get_current_span
+    trace = extract_trace_headers({"traceparent": TRACEPARENT})
+    assert trace is not None
+    in_contextvar = _trace._trace_context.get()
+    in_opentelemetry = get_current_span().get_span_context()
+    if trace_backend == "contextvar":
+        assert in_contextvar == trace
+        assert not in_opentelemetry.is_valid
+    else:
+        assert in_contextvar is None
+        assert f"{in_opentelemetry.trace_id:032x}" == TRACE_ID
 
 
 # inject_trace_headers ------------------------------------------------------------

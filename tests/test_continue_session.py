@@ -18,6 +18,9 @@ from tracectrl.context import (
 )
 from tracectrl.session import current_session_id, set_session_id
 
+# Both places the current trace can live: tracectrl's ContextVar and OpenTelemetry's context.
+pytestmark = pytest.mark.usefixtures("trace_backend")
+
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
 TRACEPARENT = f"00-{TRACE_ID}-{PARENT_ID}-01"

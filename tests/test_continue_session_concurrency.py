@@ -7,11 +7,15 @@ import json
 import socket
 from typing import Any, Callable
 
+import pytest
 import uvicorn
 
 from tracectrl._trace import current_trace
 from tracectrl.context import continue_session, propagation_headers
 from tracectrl.session import current_session_id, set_session_id
+
+# Both places the current trace can live: tracectrl's ContextVar and OpenTelemetry's context.
+pytestmark = pytest.mark.usefixtures("trace_backend")
 
 REQUESTS = 500
 # Handlers wait until this many are inside their scope at once, so the scopes

@@ -4,8 +4,9 @@ The convention for pages under ``docs/pages/``:
 
 * every fenced ``python`` block is executed; the blocks of one page run in
   order, in one fresh ``__main__`` namespace, in a subprocess (so a
-  ``new_session()`` on a page never leaks into the test process), compiled as
-  if they began with ``from __future__ import annotations``;
+  ``new_session()`` on a page never leaks into the test process), exactly as
+  written: a reader copies them into Python 3.9 too, so a block that needs
+  ``from __future__ import annotations`` says so itself;
 * a block preceded by the line ``<!-- not-run: <reason> -->`` is not run;
 * every other fenced block (``bash``, ``text``, ``json``...) must carry that
   marker too, so that nothing that looks like code escapes the tests unnoticed.
@@ -40,16 +41,15 @@ _DIRECTIVE = re.compile(r"^:::\s+(?P<module>[\w.]+)\s*$", re.MULTILINE)
 # compiled with the page as its file name and its own line numbers, so a
 # traceback points into the Markdown.  The namespace is a fresh module installed
 # as __main__, so functions defined on a page can be pickled for a process pool.
-# Blocks are compiled as if they began with `from __future__ import annotations`,
-# so pages can write `str | None` and still run on Python 3.9.
+# No compiler flag is passed and none is inherited: a block runs as a reader who
+# copies it would run it.
 _RUNNER = """
-import __future__, json, sys, types
+import json, sys, types
 main = types.ModuleType("__main__")
 sys.modules["__main__"] = main
-flags = __future__.annotations.compiler_flag
 for block in json.load(sys.stdin):
     padded = "\\n" * (block["line"] - 1) + block["source"]
-    exec(compile(padded, block["path"], "exec", flags=flags, dont_inherit=True), main.__dict__)
+    exec(compile(padded, block["path"], "exec", dont_inherit=True), main.__dict__)
 """
 
 
@@ -214,6 +214,14 @@ def test_a_failing_block_reports_the_page_and_line(tmp_path: Path) -> None:
     result = run_blocks(blocks, cwd=tmp_path)
     assert result.returncode != 0
     assert 'File "docs/pages/x.md", line 9' in result.stderr
+
+
+def test_blocks_run_as_written_with_no_hidden_future_import(tmp_path: Path) -> None:
+    # Under `from __future__ import annotations` the annotation would stay the
+    # string "int"; evaluated, as in a reader's copy without that line, it is int.
+    source = "def f() -> int: ...\nassert f.__annotations__['return'] is int\n"
+    result = run_blocks([Block("docs/pages/x.md", 1, "python", source, None)], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
 
 
 def test_every_public_module_has_a_reference_page() -> None:

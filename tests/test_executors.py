@@ -10,6 +10,7 @@ from concurrent.futures import TimeoutError as FuturesTimeoutError
 import pytest
 
 from tracectrl import current_session_id, session_scope, set_session_id
+from tracectrl._trace import TraceContext, attach_trace, current_trace
 from tracectrl.executors import (
     ContextThreadPoolExecutor,
     bind,
@@ -20,6 +21,7 @@ from tracectrl.executors import (
 
 # Generous: only reached when a test is already failing (it would hang otherwise).
 DEADLOCK_GUARD = 30.0
+CALLER_TRACE = TraceContext("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", 1, "rojo=1")
 
 
 def test_submit_runs_each_task_in_its_submitters_session_and_leaves_workers_clean() -> None:
@@ -288,3 +290,30 @@ def test_run_in_executor_propagates_exceptions() -> None:
 def test_run_in_executor_needs_a_running_loop() -> None:
     with pytest.raises(RuntimeError):
         run_in_executor(None, current_session_id)
+
+
+@pytest.mark.usefixtures("trace_backend")
+def test_every_helper_carries_the_callers_trace_and_none_of_the_tasks_changes_come_back() -> None:
+    def see_then_drop() -> TraceContext | None:
+        seen = current_trace()
+        attach_trace(None)  # the task's own change, which must stay in the task
+        return seen
+
+    async def from_the_loop(pool: ThreadPoolExecutor) -> TraceContext | None:
+        return await run_in_executor(pool, see_then_drop)
+
+    attach_trace(CALLER_TRACE)
+    in_thread: list[TraceContext | None] = []
+    with ThreadPoolExecutor(max_workers=1) as plain, ContextThreadPoolExecutor(1) as pool:
+        seen = [
+            submit(plain, see_then_drop).result(),
+            pool.submit(see_then_drop).result(),
+            *pool.map(lambda _: see_then_drop(), [0]),
+            bind(see_then_drop)(),
+            asyncio.run(from_the_loop(plain)),
+        ]
+        start_thread(lambda: in_thread.append(see_then_drop())).join(DEADLOCK_GUARD)
+        worker_afterwards = plain.submit(current_trace).result()
+    assert [*seen, *in_thread] == [CALLER_TRACE] * 6
+    assert worker_afterwards is None
+    assert current_trace() == CALLER_TRACE

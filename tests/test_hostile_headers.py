@@ -20,6 +20,9 @@ from tracectrl.context import (
 )
 from tracectrl.session import current_session_id
 
+# Both places the current trace can live: tracectrl's ContextVar and OpenTelemetry's context.
+pytestmark = pytest.mark.usefixtures("trace_backend")
+
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 DEADLOCK_GUARD = 30.0  # only reached when a test already fails
 

@@ -16,6 +16,9 @@ from tracectrl._snapshot import ContextSnapshot, applied, capture
 from tracectrl._trace import TraceContext
 from tracectrl.executors import run_in_executor, submit
 
+# Both places the current trace can live: tracectrl's ContextVar and OpenTelemetry's context.
+pytestmark = pytest.mark.usefixtures("trace_backend")
+
 START_METHODS = [
     method
     for method in ("fork", "spawn", "forkserver")

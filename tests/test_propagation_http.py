@@ -19,6 +19,9 @@ from tracectrl.context import (
 )
 from tracectrl.session import current_session_id, new_session, set_session_id
 
+# Both places the current trace can live: tracectrl's ContextVar and OpenTelemetry's context.
+pytestmark = pytest.mark.usefixtures("trace_backend")
+
 DEADLOCK_GUARD = 30.0  # only reached when a test already fails
 
 
