@@ -1,4 +1,4 @@
-"""Defects found in review: each test pins the behaviour the contract promises and fails today."""
+"""Regressions found in review: each test pins behaviour the contract promises (it once failed)."""
 
 from __future__ import annotations
 
