@@ -72,7 +72,7 @@ log "mypy --strict (src and tests/typing)"
 "$TOOLS/mypy"
 
 log "docs: mkdocs build --strict"
-"$TOOLS/mkdocs" build --strict --quiet --config-file docs/mkdocs.yml --site-dir "$(mktemp -d)"
+NO_MKDOCS_2_WARNING=1 "$TOOLS/mkdocs" build --strict --quiet --config-file docs/mkdocs.yml --site-dir "$(mktemp -d)"
 
 for minor in "${MINORS[@]}"; do
     log "pytest on Python $minor"
