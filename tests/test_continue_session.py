@@ -51,6 +51,25 @@ def test_continue_session_falls_back_to_baggage_when_the_header_is_invalid() -> 
         assert session_id == "good"
 
 
+def test_session_fields_joined_with_a_comma_count_as_two_and_are_ignored() -> None:
+    # A WSGI server joins two X-TraceCtrl-Session fields into "one, two";
+    # sent separately (a list) they are refused too: either way, baggage wins.
+    for value in ("one, two", ["one", "two"]):
+        headers = {SESSION_HEADER: value, "baggage": "session.id=from-baggage"}
+        with continue_session(headers) as session_id:
+            assert session_id == "from-baggage"
+
+
+def test_a_comma_in_a_session_id_travels_encoded() -> None:
+    from tracectrl import propagation_headers, session_scope
+
+    with session_scope("a,b"):
+        sent = propagation_headers()
+    assert sent[SESSION_HEADER] == "a%2Cb"
+    with continue_session(sent) as session_id:
+        assert session_id == "a,b"
+
+
 def test_continue_session_without_a_session_starts_a_uuid_one() -> None:
     with continue_session({}) as session_id:
         assert str(uuid.UUID(session_id)) == session_id

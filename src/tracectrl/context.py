@@ -284,6 +284,11 @@ def _decode_session_id(raw: str, source: str) -> str | None:
     if not (text.isascii() and text.isprintable()):
         _log.debug("ignored %s %s: only visible ASCII is sent", source, preview(text))
         return None
+    if "," in text:
+        # A sender encodes a comma; a raw one is several fields joined into one
+        # (as WSGI servers do), which is as ambiguous as two separate fields.
+        _log.debug("ignored %s %s: several values", source, preview(text))
+        return None
     if "%" in text:
         try:
             text = unquote(text, errors="strict")
