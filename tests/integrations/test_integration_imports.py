@@ -105,3 +105,39 @@ def test_importing_tracectrl_does_not_import_opentelemetry_even_when_installed()
         blocked=(),
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_with_the_api_alone_the_propagator_works_and_the_span_processor_names_the_extra() -> None:
+    # Only opentelemetry.sdk is missing: OTEL_PROPAGATORS=...,tracectrl_session
+    # loads SessionPropagator through the entry point, so it must still import.
+    code = textwrap.dedent(
+        """
+        import sys
+
+        class NoSdk:
+            def find_spec(self, name, path=None, target=None):
+                if name == "opentelemetry.sdk" or name.startswith("opentelemetry.sdk."):
+                    raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+                return None
+
+        sys.meta_path.insert(0, NoSdk())
+        from tracectrl import session_scope
+        from tracectrl.integrations.otel import SessionPropagator, SessionSpanProcessor
+
+        carrier = {}
+        with session_scope("api-only"):
+            SessionPropagator().inject(carrier)
+        assert carrier["X-TraceCtrl-Session"] == "api-only", carrier
+        try:
+            SessionSpanProcessor()
+        except ImportError as error:
+            assert 'pip install "tracectrl[otel]"' in str(error), error
+        else:
+            raise AssertionError("SessionSpanProcessor() without the SDK did not raise")
+        assert not [name for name in sys.modules if name.startswith("opentelemetry.sdk")]
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr

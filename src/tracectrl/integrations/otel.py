@@ -14,14 +14,16 @@ give it:
   handler of an instrumented server, :func:`tracectrl.current_session_id`
   returns the caller's session with no tracectrl call in the request path.
 
-Needs ``pip install "tracectrl[otel]"`` (the OpenTelemetry API and SDK).
+Needs ``pip install "tracectrl[otel]"`` (the OpenTelemetry API and SDK; with the
+API alone, :class:`SessionPropagator` works and :class:`SessionSpanProcessor`
+raises :class:`ImportError` naming the extra).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from typing import NamedTuple, Optional
+from typing import TYPE_CHECKING, NamedTuple, Optional
 
 try:
     from opentelemetry import context as otel_context
@@ -35,12 +37,28 @@ try:
         default_getter,
         default_setter,
     )
-    from opentelemetry.sdk.trace import Span, SpanProcessor
 except ImportError as error:
     raise ImportError(
         "tracectrl.integrations.otel needs the OpenTelemetry API and SDK: "
         'pip install "tracectrl[otel]"'
     ) from error
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import Span, SpanProcessor
+else:
+    try:
+        from opentelemetry.sdk.trace import Span, SpanProcessor
+    except ImportError:
+        # The API alone: SessionPropagator, which OTEL_PROPAGATORS loads through
+        # the entry point, must still import; only the span processor needs the SDK.
+        class SpanProcessor:
+            def __init__(self) -> None:
+                raise ImportError(
+                    "SessionSpanProcessor needs the OpenTelemetry SDK: "
+                    'pip install "tracectrl[otel]"'
+                )
+
+        Span = object
 
 from tracectrl import session as _session
 from tracectrl._baggage import merge_baggage
