@@ -34,7 +34,6 @@ from opentelemetry.trace import (
 )
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE, TraceState
 
-from tracectrl._tokens import reset
 from tracectrl._trace import TraceContext
 from tracectrl._tracecontext import tracestate_items
 
@@ -100,16 +99,6 @@ class OpenTelemetryBridge:
         values[_SPAN_KEY] = span
         # Tokens are opaque to tracectrl; this one resets OpenTelemetry's context variable.
         return attach(Context(values))  # type: ignore[return-value]
-
-    def detach_trace(self, token: Token[Optional[TraceContext]]) -> None:
-        """Restore OpenTelemetry's context from before the attach that returned ``token``.
-
-        A token from another thread or task does not raise: the previous context
-        is restored where the detach runs and a :class:`RuntimeWarning` is issued,
-        as for every tracectrl token (OpenTelemetry's ``detach`` logs an error
-        and restores nothing).
-        """
-        reset(token.var, token)
 
 
 #: The bridge :mod:`tracectrl._trace` delegates to.

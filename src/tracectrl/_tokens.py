@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from contextvars import ContextVar, Token
+from contextvars import Context, ContextVar, Token
 from typing import Optional, TypeVar
 
 _T = TypeVar("_T")
@@ -67,5 +67,11 @@ def restore_elsewhere(var: ContextVar[Optional[_T]], token: Token[Optional[_T]])
     inside the host application.
     """
     old = token.old_value
-    var.set(None if old is Token.MISSING else old)
+    if old is Token.MISSING:
+        # Unset before the scope: restore the variable's default, read in an empty context.
+        try:
+            old = Context().run(var.get)
+        except LookupError:
+            old = None
+    var.set(old)
     warnings.warn(CROSS_CONTEXT_WARNING, RuntimeWarning, stacklevel=4)

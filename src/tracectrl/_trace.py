@@ -20,7 +20,7 @@ import logging
 from contextvars import ContextVar, Token
 from typing import NamedTuple, Optional, Protocol
 
-from tracectrl._tokens import reset_latest
+from tracectrl._tokens import reset
 
 
 class TraceContext(NamedTuple):
@@ -79,12 +79,13 @@ def attach_trace(trace: TraceContext | None) -> Token[Optional[TraceContext]]:
 
 
 def detach_trace(token: Token[Optional[TraceContext]]) -> None:
-    """Undo :func:`attach_trace` with its token, safely even from another context."""
-    bridge = _bridge
-    if bridge is None or token.var is _trace_context:
-        reset_latest(_trace_context, [token])
-    else:
-        bridge.detach_trace(token)
+    """Undo :func:`attach_trace` with its token, safely even from another context.
+
+    Every token is a :class:`contextvars.Token`, of tracectrl's variable or of
+    OpenTelemetry's, so one reset serves both (OpenTelemetry's own ``detach``
+    logs an error and restores nothing when the token is from elsewhere).
+    """
+    reset(token.var, token)
 
 
 class _Bridge(Protocol):
@@ -93,8 +94,6 @@ class _Bridge(Protocol):
     def current_trace(self) -> TraceContext | None: ...
 
     def attach_trace(self, trace: TraceContext | None) -> Token[Optional[TraceContext]]: ...
-
-    def detach_trace(self, token: Token[Optional[TraceContext]]) -> None: ...
 
 
 class _BridgeLookup:
@@ -113,10 +112,6 @@ class _BridgeLookup:
     def attach_trace(self, trace: TraceContext | None) -> Token[Optional[TraceContext]]:
         _look_up_bridge()
         return attach_trace(trace)
-
-    def detach_trace(self, token: Token[Optional[TraceContext]]) -> None:
-        _look_up_bridge()
-        detach_trace(token)
 
 
 def _look_up_bridge() -> None:
