@@ -78,8 +78,8 @@ class session_scope:
         if session_id is not _last_checked_id or new:
             mode = _checked_scope_id(session_id, new)
         self._session_id = mode
-        # One token per open entry, newest last.  Only list.append, indexing and
-        # list.remove touch it: each is atomic, so threads sharing the object
+        # One token per open entry, newest last, touched only by single list
+        # operations, each atomic (see reset_latest): threads sharing the object
         # never lose or take each other's token.
         self._tokens: list[Token[Optional[str]]] = []
 

@@ -5,11 +5,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 
 from tracectrl._headers import header_values
-from tracectrl.context import SESSION_HEADER, propagation_headers
-
-_BAGGAGE = "baggage"
-# Every field propagation_headers may write; any case.
-_FIELDS = frozenset(("traceparent", "tracestate", _BAGGAGE, SESSION_HEADER.lower()))
+from tracectrl.context import _ALL_NAMES, _BAGGAGE, propagation_headers
 
 
 def set_propagation_headers(headers: MutableMapping[str, str]) -> None:
@@ -25,6 +21,6 @@ def set_propagation_headers(headers: MutableMapping[str, str]) -> None:
     fresh = propagation_headers({_BAGGAGE: ",".join(baggage)} if baggage else None)
     for name, value in fresh.items():
         headers[name] = value
-    for name in _FIELDS.difference(field.lower() for field in fresh):
+    for name in _ALL_NAMES.difference(field.lower() for field in fresh):
         if name in headers:
             del headers[name]

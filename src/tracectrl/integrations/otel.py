@@ -64,6 +64,8 @@ from tracectrl import session as _session
 from tracectrl._baggage import merge_baggage
 from tracectrl._headers import header_values
 from tracectrl.context import (
+    _BAGGAGE,
+    _SESSION,
     BAGGAGE_SESSION_KEY,
     SESSION_HEADER,
     _encode_session_id,
@@ -76,8 +78,6 @@ __all__ = ["SESSION_ID_ATTRIBUTE", "SessionPropagator", "SessionSpanProcessor"]
 #: The span attribute that holds the session id (OpenTelemetry's semantic convention).
 SESSION_ID_ATTRIBUTE = "session.id"
 
-_SESSION_FIELD = SESSION_HEADER.lower()
-_BAGGAGE_FIELD = "baggage"
 
 _log = logging.getLogger("tracectrl.integrations.otel")
 
@@ -161,15 +161,13 @@ class SessionPropagator(TextMapPropagator):
             return
         setter.set(carrier, SESSION_HEADER, encoded)
         if isinstance(carrier, Mapping):
-            existing = header_values(carrier, _BAGGAGE_FIELD)
-            setter.set(
-                carrier, _BAGGAGE_FIELD, merge_baggage(existing, BAGGAGE_SESSION_KEY, encoded)
-            )
+            existing = header_values(carrier, _BAGGAGE)
+            setter.set(carrier, _BAGGAGE, merge_baggage(existing, BAGGAGE_SESSION_KEY, encoded))
 
     @property
     def fields(self) -> set[str]:
         """The header fields ``inject`` sets: ``X-TraceCtrl-Session`` and ``baggage``."""
-        return {SESSION_HEADER, _BAGGAGE_FIELD}
+        return {SESSION_HEADER, _BAGGAGE}
 
 
 class _CarriedSession(NamedTuple):
@@ -218,9 +216,9 @@ def _session_fields(carrier: CarrierT, getter: Getter[CarrierT]) -> dict[str, li
     # plain dict) does not: with it, also try the spelling that inject writes.
     exact_case = isinstance(getter, DefaultGetter)
     fields: dict[str, list[str]] = {}
-    for name in (_SESSION_FIELD, _BAGGAGE_FIELD):
+    for name in (_SESSION, _BAGGAGE):
         values: Optional[Iterable[object]] = getter.get(carrier, name)
-        if values is None and exact_case and name is _SESSION_FIELD:
+        if values is None and exact_case and name is _SESSION:
             values = getter.get(carrier, SESSION_HEADER)
         if values:
             strings = [value for value in values if isinstance(value, str)]
