@@ -8,9 +8,14 @@ of work, on the other side.
 
 from __future__ import annotations
 
+import functools
+from contextvars import Context
 from types import TracebackType
-from typing import NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional, TypeVar
 
+from typing_extensions import ParamSpec
+
+from tracectrl._sessionvar import session_var
 from tracectrl._tokens import reset
 from tracectrl._trace import (
     TraceContext,
@@ -20,7 +25,10 @@ from tracectrl._trace import (
     detach_trace,
     is_started,
 )
-from tracectrl.session import _session_id, current_session_id
+from tracectrl.session import current_session_id
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 class ContextSnapshot(NamedTuple):
@@ -47,7 +55,7 @@ class applied:
         self._snapshot = snapshot
 
     def __enter__(self) -> ContextSnapshot:
-        self._session_token = _session_id.set(self._snapshot.session_id)
+        self._session_token = session_var.set(self._snapshot.session_id)
         trace = self._snapshot.trace
         if trace is not None and self._snapshot.trace_started:
             self._trace_token = attach_started_trace(trace)
@@ -62,4 +70,25 @@ class applied:
         tb: TracebackType | None,
     ) -> None:
         detach_trace(self._trace_token)
-        reset(_session_id, self._session_token)
+        reset(session_var, self._session_token)
+
+
+def run_with_snapshot(
+    snapshot: ContextSnapshot, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs
+) -> _T:
+    """In the worker process: run ``fn`` in an empty context with ``snapshot`` applied.
+
+    The one way tracectrl runs work on the far side of a process boundary: the
+    process-pool helpers and every engine integration send this function, the
+    snapshot, ``fn`` and its arguments, and nothing else.
+    """
+    # Module level, so that every start method can unpickle it by name.  An empty
+    # context, not a copy of the worker's: a worker forked by code that did not go
+    # through submit() may hold its forker's values, and the task must see only its own.
+    return Context().run(_call_applied, snapshot, functools.partial(fn, *args, **kwargs))
+
+
+def _call_applied(snapshot: ContextSnapshot, call: Callable[[], _T]) -> _T:
+    """Run ``call()`` with the snapshot's session and trace in force."""
+    with applied(snapshot):
+        return call()

@@ -20,17 +20,14 @@ from __future__ import annotations
 
 import logging
 import uuid
-from functools import lru_cache
 from typing import TYPE_CHECKING, Optional
-from urllib.parse import unquote
 
 from tracectrl._baggage import (
     baggage_members,
-    baggage_value,
-    encode_baggage_value,
     merge_baggage,
 )
 from tracectrl._headers import header_field_pair, header_fields, header_values
+from tracectrl._sessionvar import fresh_session_id, session_var
 from tracectrl._tokens import reset_latest
 from tracectrl._trace import (
     TraceContext,
@@ -44,16 +41,20 @@ from tracectrl._tracecontext import (
     new_trace,
     outgoing_traceparent,
     outgoing_tracestate,
-    preview,
     trace_from_fields,
 )
-from tracectrl.session import (
-    MAX_SESSION_ID_LENGTH,
-    _fresh_session_id,
-    _session_id,
-    current_session_id,
-    session_id_problem,
+from tracectrl._wire import (
+    ALL_NAMES,
+    BAGGAGE,
+    BAGGAGE_SESSION_KEY,
+    SESSION_HEADER,
+    TRACE_NAMES,
+    TRACEPARENT,
+    TRACESTATE,
+    encode_session_id,
+    incoming_session_id,
 )
+from tracectrl.session import current_session_id
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -70,22 +71,6 @@ __all__ = [
     "inject_trace_headers",
     "propagation_headers",
 ]
-
-#: The header that carries the session id, percent-encoded.
-SESSION_HEADER = "X-TraceCtrl-Session"
-#: The W3C baggage key that carries the session id too, for OpenTelemetry peers.
-BAGGAGE_SESSION_KEY = "session.id"
-#: The longest session value read from the wire: every character of the longest
-#: id as four UTF-8 bytes, each written ``%XX``.  Longer values are not decoded.
-MAX_ENCODED_SESSION_ID_LENGTH = MAX_SESSION_ID_LENGTH * 4 * 3
-
-_TRACEPARENT = "traceparent"
-_TRACESTATE = "tracestate"
-_BAGGAGE = "baggage"
-_SESSION = SESSION_HEADER.lower()
-_TRACE_NAMES = frozenset((_TRACEPARENT, _TRACESTATE))
-_ALL_NAMES = frozenset((_TRACEPARENT, _TRACESTATE, _BAGGAGE, _SESSION))
-_OWS = " \t"
 
 _log = logging.getLogger("tracectrl.context")
 
@@ -105,7 +90,7 @@ def inject_trace_headers(headers: Mapping[str, str] | None = None) -> dict[str, 
     fields, in any case, are replaced.  The session is not sent: add
     ``X-TraceCtrl-Session`` as the seed shows, or use :func:`propagation_headers`.
     """
-    result = {} if headers is None else _copy_without(headers, _TRACE_NAMES)
+    result = {} if headers is None else _copy_without(headers, TRACE_NAMES)
     _add_trace_headers(result)
     return result
 
@@ -129,7 +114,7 @@ def extract_trace_headers(headers: object) -> TraceContext | None:
     :func:`tracectrl.session.set_session_id`: it stays for the rest of the
     current thread or task; use :class:`continue_session` to have it restored.
     """
-    traceparents, tracestates = header_field_pair(headers, _TRACEPARENT, _TRACESTATE)
+    traceparents, tracestates = header_field_pair(headers, TRACEPARENT, TRACESTATE)
     trace = trace_from_fields(traceparents, tracestates)
     if trace is not None:
         attach_trace(trace)
@@ -154,18 +139,18 @@ def propagation_headers(headers: Mapping[str, str] | None = None) -> dict[str, s
         result: dict[str, str] = {}
         existing: list[str] = []
     else:
-        result = _copy_without(headers, _ALL_NAMES)
-        existing = header_values(headers, _BAGGAGE)
+        result = _copy_without(headers, ALL_NAMES)
+        existing = header_values(headers, BAGGAGE)
     _add_trace_headers(result)
     session_id = current_session_id()
-    encoded = None if session_id is None else _encode_session_id(session_id)
+    encoded = None if session_id is None else encode_session_id(session_id)
     if encoded is not None:
         result[SESSION_HEADER] = encoded
-        result[_BAGGAGE] = merge_baggage(existing, BAGGAGE_SESSION_KEY, encoded)
+        result[BAGGAGE] = merge_baggage(existing, BAGGAGE_SESSION_KEY, encoded)
     elif existing:
         baggage = ",".join(member.header_text() for member in baggage_members(existing))
         if baggage:
-            result[_BAGGAGE] = baggage
+            result[BAGGAGE] = baggage
     return result
 
 
@@ -199,13 +184,11 @@ class continue_session:
         self._trace_tokens: dict[int, Token[Optional[TraceContext]]] = {}
 
     def __enter__(self) -> str:
-        fields = header_fields(self._headers, _ALL_NAMES)
-        trace = (
-            trace_from_fields(fields.get(_TRACEPARENT), fields.get(_TRACESTATE)) or _local_trace()
-        )
+        fields = header_fields(self._headers, ALL_NAMES)
+        trace = trace_from_fields(fields.get(TRACEPARENT), fields.get(TRACESTATE)) or _local_trace()
         trace_token = attach_started_trace(new_trace()) if trace is None else attach_trace(trace)
-        session_id = _incoming_session_id(fields) or _new_session_id()
-        session_token = _session_id.set(session_id)
+        session_id = incoming_session_id(fields) or _new_session_id()
+        session_token = session_var.set(session_id)
         self._trace_tokens[id(session_token)] = trace_token
         self._session_tokens.append(session_token)
         return session_id
@@ -216,7 +199,7 @@ class continue_session:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        undone = reset_latest(_session_id, self._session_tokens)
+        undone = reset_latest(session_var, self._session_tokens)
         if undone is not None:
             detach_trace(self._trace_tokens.pop(id(undone)))
 
@@ -245,78 +228,18 @@ def _add_trace_headers(headers: dict[str, str]) -> None:
     if trace is None:
         trace = new_trace()
         attach_started_trace(trace)
-    headers[_TRACEPARENT] = outgoing_traceparent(trace)
+    headers[TRACEPARENT] = outgoing_traceparent(trace)
     if trace.tracestate:
-        headers[_TRACESTATE] = outgoing_tracestate(trace.tracestate)
+        headers[TRACESTATE] = outgoing_tracestate(trace.tracestate)
 
 
 def _copy_without(headers: Mapping[str, str], names: frozenset[str]) -> dict[str, str]:
     return {key: value for key, value in headers.items() if key.lower() not in names}
 
 
-def _incoming_session_id(fields: dict[str, list[str]]) -> str | None:
-    values = fields.get(_SESSION)
-    if values:
-        if len(values) == 1:
-            session_id = _decode_session_id(values[0], SESSION_HEADER)
-            if session_id is not None:
-                return session_id
-        else:
-            _log.debug("ignored %d %s fields: exactly one is valid", len(values), SESSION_HEADER)
-    baggage = fields.get(_BAGGAGE)
-    if baggage:
-        encoded = baggage_value(baggage, BAGGAGE_SESSION_KEY)
-        if encoded is not None:
-            return _decode_session_id(encoded, f"baggage {BAGGAGE_SESSION_KEY}")
-    return None
-
-
-def _decode_session_id(raw: str, source: str) -> str | None:
-    text = raw.strip(_OWS)
-    if len(text) > MAX_ENCODED_SESSION_ID_LENGTH:
-        _log.debug(
-            "ignored %s of %d characters: at most %d are read",
-            source,
-            len(text),
-            MAX_ENCODED_SESSION_ID_LENGTH,
-        )
-        return None
-    if not (text.isascii() and text.isprintable()):
-        _log.debug("ignored %s %s: only visible ASCII is sent", source, preview(text))
-        return None
-    if "," in text:
-        # A sender encodes a comma; a raw one is several fields joined into one
-        # (as WSGI servers do), which is as ambiguous as two separate fields.
-        _log.debug("ignored %s %s: several values", source, preview(text))
-        return None
-    if "%" in text:
-        try:
-            text = unquote(text, errors="strict")
-        except UnicodeDecodeError:
-            _log.debug("ignored %s %s: not percent-encoded UTF-8", source, preview(raw))
-            return None
-    problem = session_id_problem(text)
-    if problem is not None:
-        _log.debug("ignored %s %s: %s", source, preview(raw), problem)
-        return None
-    return text
-
-
-@lru_cache(maxsize=256)
-def _encode_session_id(session_id: str) -> str | None:
-    # Cached: one session makes many calls.  Only the unreserved URL
-    # characters stay as they are, so the value is visible ASCII and fits both
-    # the session header and a baggage value.
-    problem = session_id_problem(session_id)
-    if problem is not None:
-        _log.debug("did not send the current session id: %s", problem)
-        return None
-    return encode_baggage_value(session_id)
-
-
 def _new_session_id() -> str:
     try:
-        return _fresh_session_id()
+        return fresh_session_id()
     except ValueError as error:
         # The wire path never raises: a bad $TRACECTRL_SESSION_ID gets a UUID here.
         _log.debug("started a UUID session instead: %s", error)

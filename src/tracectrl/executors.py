@@ -25,7 +25,7 @@ from typing import Callable, Optional, TypeVar
 
 from typing_extensions import ParamSpec, TypeVarTuple, Unpack
 
-from tracectrl._snapshot import ContextSnapshot, applied, capture
+from tracectrl._snapshot import capture, run_with_snapshot
 
 __all__ = ["ContextThreadPoolExecutor", "bind", "run_in_executor", "start_thread", "submit"]
 
@@ -171,20 +171,4 @@ def _ship_snapshot(
     # worker keeps the forking thread's context for life: submit from an empty
     # context, so that a worker born here hands nothing of this caller's (our
     # values, OpenTelemetry's, anyone's) to the plain tasks it runs later.
-    return Context().run(submit_to_pool, _run_with_snapshot, snapshot, fn, *args, **kwargs)
-
-
-def _run_with_snapshot(
-    snapshot: ContextSnapshot, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs
-) -> _T:
-    """In the worker process: run ``fn`` in an empty context with ``snapshot`` applied."""
-    # Module level, so that every start method can unpickle it by name.  An empty
-    # context, not a copy of the worker's: a worker forked by code that did not go
-    # through submit() may hold its forker's values, and the task must see only its own.
-    return Context().run(_call_applied, snapshot, functools.partial(fn, *args, **kwargs))
-
-
-def _call_applied(snapshot: ContextSnapshot, call: Callable[[], _T]) -> _T:
-    """Run ``call()`` with the snapshot's session and trace in force."""
-    with applied(snapshot):
-        return call()
+    return Context().run(submit_to_pool, run_with_snapshot, snapshot, fn, *args, **kwargs)

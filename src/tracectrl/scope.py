@@ -23,13 +23,9 @@ from typing import (
 
 from typing_extensions import ParamSpec
 
+from tracectrl._sessionvar import fresh_session_id, session_var
 from tracectrl._tokens import reset, reset_latest
-from tracectrl.session import (
-    _fresh_session_id,
-    _session_id,
-    current_session_id,
-    validate_session_id,
-)
+from tracectrl.session import current_session_id, validate_session_id
 
 __all__ = ["SessionIdFactory", "session_scope", "with_session"]
 
@@ -37,9 +33,9 @@ __all__ = ["SessionIdFactory", "session_scope", "with_session"]
 # ``import`` as an attribute load that makes a new bound-method object on every
 # call (the method-call fast path is kept for other names), which was a third of
 # the cost of entering and exiting a scope.
-_set_session = _session_id.set
-_reset_session = _session_id.reset
-_get_session = _session_id.get
+_set_session = session_var.set
+_reset_session = session_var.reset
+_get_session = session_var.get
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -101,7 +97,7 @@ class session_scope:
             token = tokens[-1]
             _reset_session(token)
         except (ValueError, RuntimeError, IndexError):
-            reset_latest(_session_id, tokens)  # another task's entry is newest, or none is open
+            reset_latest(session_var, tokens)  # another task's entry is newest, or none is open
         else:
             tokens.remove(token)  # by identity: other threads may have added theirs since
 
@@ -125,7 +121,7 @@ class session_scope:
             token = tokens[-1]
             _reset_session(token)
         except (ValueError, RuntimeError, IndexError):
-            reset_latest(_session_id, tokens)
+            reset_latest(session_var, tokens)
         else:
             tokens.remove(token)
 
@@ -246,7 +242,7 @@ def _resolve_joined(new: bool) -> str:
         current = current_session_id()
         if current is not None:
             return current
-    return _fresh_session_id()
+    return fresh_session_id()
 
 
 def _decorate(func: Callable[_P, _R], resolve: _Resolver) -> Callable[_P, _R]:
@@ -271,7 +267,7 @@ def _function_wrapper(func: Callable[..., _R], resolve: _Resolver) -> Callable[.
             try:
                 _reset_session(token)
             except (ValueError, RuntimeError):  # exited elsewhere: the safe, slow path
-                reset(_session_id, token)
+                reset(session_var, token)
 
     return call_in_session
 
@@ -285,7 +281,7 @@ def _coroutine_wrapper(func: Callable[..., Any], resolve: _Resolver) -> Callable
             try:
                 _reset_session(token)
             except (ValueError, RuntimeError):  # exited elsewhere: the safe, slow path
-                reset(_session_id, token)
+                reset(session_var, token)
 
     return await_in_session
 
@@ -317,7 +313,7 @@ def _step_in_session(
             return stop.value
         finally:
             session_id = _get_session()
-            reset(_session_id, token)
+            reset(session_var, token)
         try:
             value = yield item
         except GeneratorExit:
@@ -335,7 +331,7 @@ def _run_in_session(session_id: str | None, step: Callable[[], object]) -> None:
     try:
         step()
     finally:
-        reset(_session_id, token)
+        reset(session_var, token)
 
 
 def _async_generator_wrapper(
@@ -354,7 +350,7 @@ def _async_generator_wrapper(
                 return
             finally:
                 session_id = _get_session()  # the body's own, for its next step
-                reset(_session_id, token)
+                reset(session_var, token)
             try:
                 value = yield item
             except GeneratorExit:
@@ -362,7 +358,7 @@ def _async_generator_wrapper(
                 try:
                     await generator.aclose()
                 finally:
-                    reset(_session_id, token)
+                    reset(session_var, token)
                 raise
             except BaseException as exc:
                 resume, value = generator.athrow, exc

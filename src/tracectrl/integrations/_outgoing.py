@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 
 from tracectrl._headers import header_values
-from tracectrl.context import _ALL_NAMES, _BAGGAGE, propagation_headers
+from tracectrl._wire import ALL_NAMES, BAGGAGE
+from tracectrl.context import propagation_headers
 
 
 def set_propagation_headers(headers: MutableMapping[str, str]) -> None:
@@ -17,10 +18,10 @@ def set_propagation_headers(headers: MutableMapping[str, str]) -> None:
     with ``session.id`` merged in; a stale field with nothing to replace it
     (a ``tracestate`` when the current trace has none) is removed.
     """
-    baggage = header_values(headers, _BAGGAGE)
-    fresh = propagation_headers({_BAGGAGE: ",".join(baggage)} if baggage else None)
+    baggage = header_values(headers, BAGGAGE)
+    fresh = propagation_headers({BAGGAGE: ",".join(baggage)} if baggage else None)
     for name, value in fresh.items():
         headers[name] = value
-    for name in _ALL_NAMES.difference(field.lower() for field in fresh):
+    for name in ALL_NAMES.difference(field.lower() for field in fresh):
         if name in headers:
             del headers[name]

@@ -60,18 +60,18 @@ else:
 
         Span = object
 
-from tracectrl import session as _session
+from tracectrl import _sessionvar
 from tracectrl._baggage import merge_baggage
 from tracectrl._headers import header_values
-from tracectrl.context import (
-    _BAGGAGE,
-    _SESSION,
+from tracectrl._sessionvar import session_var
+from tracectrl._wire import (
+    BAGGAGE,
     BAGGAGE_SESSION_KEY,
+    SESSION_FIELD,
     SESSION_HEADER,
-    _encode_session_id,
-    _incoming_session_id,
+    encode_session_id,
+    incoming_session_id,
 )
-from tracectrl.session import _session_id
 
 __all__ = ["SESSION_ID_ATTRIBUTE", "SessionPropagator", "SessionSpanProcessor"]
 
@@ -137,13 +137,13 @@ class SessionPropagator(TextMapPropagator):
         if context is None:
             context = get_current()
         try:
-            session_id = _incoming_session_id(_session_fields(carrier, getter))
+            session_id = incoming_session_id(_session_fields(carrier, getter))
         except Exception:  # a getter or carrier that fails must not fail the request
             _log.debug("ignored a carrier whose session could not be read", exc_info=True)
             return context
         if session_id is None:
             return context
-        carried = _CarriedSession(session_id, _session_id.get())
+        carried = _CarriedSession(session_id, session_var.get())
         return otel_context.set_value(_CARRIED_KEY, carried, context)
 
     def inject(
@@ -156,18 +156,18 @@ class SessionPropagator(TextMapPropagator):
         session_id = _session_in(context)
         if session_id is None:
             return
-        encoded = _encode_session_id(session_id)
+        encoded = encode_session_id(session_id)
         if encoded is None:
             return
         setter.set(carrier, SESSION_HEADER, encoded)
         if isinstance(carrier, Mapping):
-            existing = header_values(carrier, _BAGGAGE)
-            setter.set(carrier, _BAGGAGE, merge_baggage(existing, BAGGAGE_SESSION_KEY, encoded))
+            existing = header_values(carrier, BAGGAGE)
+            setter.set(carrier, BAGGAGE, merge_baggage(existing, BAGGAGE_SESSION_KEY, encoded))
 
     @property
     def fields(self) -> set[str]:
         """The header fields ``inject`` sets: ``X-TraceCtrl-Session`` and ``baggage``."""
-        return {SESSION_HEADER, _BAGGAGE}
+        return {SESSION_HEADER, BAGGAGE}
 
 
 class _CarriedSession(NamedTuple):
@@ -207,18 +207,18 @@ def _session_in(context: Context | None) -> str | None:
     carried = None if context is None else context.get(_CARRIED_KEY)
     if carried is None:
         carried = get_current().get(_CARRIED_KEY)
-    return _preferred(_session_id.get(), carried)
+    return _preferred(session_var.get(), carried)
 
 
 def _session_fields(carrier: CarrierT, getter: Getter[CarrierT]) -> dict[str, list[str]]:
-    """Read the session header and ``baggage`` through ``getter``, for ``_incoming_session_id``."""
+    """Read the session header and ``baggage`` through ``getter``, for ``incoming_session_id``."""
     # The getters of HTTP servers match names in any case, the default one (a
     # plain dict) does not: with it, also try the spelling that inject writes.
     exact_case = isinstance(getter, DefaultGetter)
     fields: dict[str, list[str]] = {}
-    for name in (_SESSION, _BAGGAGE):
+    for name in (SESSION_FIELD, BAGGAGE):
         values: Optional[Iterable[object]] = getter.get(carrier, name)
-        if values is None and exact_case and name is _SESSION:
+        if values is None and exact_case and name is SESSION_FIELD:
             values = getter.get(carrier, SESSION_HEADER)
         if values:
             strings = [value for value in values if isinstance(value, str)]
@@ -229,4 +229,4 @@ def _session_fields(carrier: CarrierT, getter: Getter[CarrierT]) -> dict[str, li
 
 # current_session_id() consults OpenTelemetry's context only once this module is
 # imported: nothing else puts a session there.
-_session._carried_session = _carried_session
+_sessionvar.carried_session = _carried_session

@@ -16,7 +16,8 @@ from collections.abc import Iterable, Iterator
 from contextvars import Context, copy_context
 from typing import TYPE_CHECKING, Callable, Optional
 
-from tracectrl.context import _ALL_NAMES, continue_session
+from tracectrl._wire import ALL_NAMES
+from tracectrl.context import continue_session
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["SessionMiddleware"]
 
 # The incoming fields continue_session reads, and where PEP 3333 puts them.
-_ENVIRON_KEYS = tuple((name, "HTTP_" + name.upper().replace("-", "_")) for name in _ALL_NAMES)
+_ENVIRON_KEYS = tuple((name, "HTTP_" + name.upper().replace("-", "_")) for name in ALL_NAMES)
 
 
 class SessionMiddleware:

@@ -1,0 +1,75 @@
+"""The session id's state: its ContextVar, the rules for a valid id, and where a new id comes from.
+
+Shared by every module that reads or writes the session (:mod:`tracectrl.session`,
+:mod:`tracectrl.scope`, :mod:`tracectrl.context`, the snapshot and the integrations),
+so that one variable and one set of rules serve them all.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from contextvars import ContextVar
+from typing import Callable, Optional
+
+#: Environment variable that :func:`tracectrl.session.new_session` uses instead of a fresh UUID.
+SESSION_ID_ENV_VAR = "TRACECTRL_SESSION_ID"
+
+#: The longest session id accepted, in characters.
+MAX_SESSION_ID_LENGTH = 256
+
+session_var: ContextVar[Optional[str]] = ContextVar("tracectrl_session_id", default=None)
+
+# Installed by tracectrl.integrations.otel when it is imported: given the
+# ContextVar's value, returns the session in force, which may be one that
+# OpenTelemetry's propagator carried into the current request.  None otherwise,
+# so that without OpenTelemetry a read stays one ContextVar lookup.
+carried_session: Optional[Callable[[Optional[str]], Optional[str]]] = None
+
+# Unicode category Cc: C0 controls, DEL and C1 controls.  Any of them could split
+# a header or a log line, so none is allowed anywhere in an id.
+_CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f]")
+# Lone surrogates (what os.environ makes of bytes that are not UTF-8) cannot be
+# encoded, so such an id could never be sent to another agent.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def session_id_problem(sid: str) -> str | None:
+    """Say which rule ``sid`` breaks, or return ``None`` when it is a valid id.
+
+    The non-raising twin of :func:`tracectrl.session.validate_session_id`, for the wire path, where
+    bad input is ignored rather than raised.
+    """
+    length = len(sid)
+    # Fast path: a printable string holds no control character and no surrogate.
+    if 0 < length <= MAX_SESSION_ID_LENGTH and sid.isprintable():
+        return None
+    if length == 0:
+        return "session id must not be empty"
+    if length > MAX_SESSION_ID_LENGTH:
+        return f"session id must be at most {MAX_SESSION_ID_LENGTH} characters, got {length}"
+    control = _CONTROL_CHARACTER.search(sid)
+    if control is not None:
+        return (
+            "session id must not contain control characters, "
+            f"got {control.group()!r} at index {control.start()}"
+        )
+    surrogate = _SURROGATE.search(sid)
+    if surrogate is not None:
+        return (
+            "session id must not contain surrogate characters, "
+            f"got {surrogate.group()!r} at index {surrogate.start()}"
+        )
+    return None
+
+
+def fresh_session_id() -> str:
+    """Return ``$TRACECTRL_SESSION_ID`` if set and not empty, else a new UUID4 string."""
+    from_env = os.environ.get(SESSION_ID_ENV_VAR)
+    if from_env:
+        problem = session_id_problem(from_env)
+        if problem is not None:
+            raise ValueError(f"${SESSION_ID_ENV_VAR} is not a valid session id: {problem}")
+        return from_env
+    return str(uuid.uuid4())
