@@ -1,0 +1,32 @@
+"""MkDocs hook: the version in the header, and the standard-library inventory read offline.
+
+* The site name becomes ``tracectrl <version>``, the version read from
+  ``src/tracectrl/__init__.py`` (so every page shows which release it documents).
+* ``mkdocs.yml`` lists the committed ``python-stdlib.inv`` by its file name;
+  mkdocstrings opens inventories as URLs, so this hook turns that name into a
+  ``file://`` URL before mkdocstrings reads its configuration (hence the high
+  priority).  The build never fetches anything from the network.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from mkdocs.plugins import event_priority
+
+_VERSION = re.compile(r'^__version__\s*=\s*"(?P<version>[^"]+)"', re.MULTILINE)
+
+
+@event_priority(100)
+def on_config(config: Any) -> None:
+    docs = Path(config["config_file_path"]).parent
+    init = (docs.parent / "src" / "tracectrl" / "__init__.py").read_text(encoding="utf-8")
+    match = _VERSION.search(init)
+    if match is not None:
+        config["site_name"] = f"tracectrl {match['version']}"
+    python = config["plugins"]["mkdocstrings"].config["handlers"]["python"]
+    for inventory in python.get("inventories", []):
+        if isinstance(inventory, dict) and "://" not in inventory["url"]:
+            inventory["url"] = (docs / inventory["url"]).resolve().as_uri()
