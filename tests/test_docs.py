@@ -10,9 +10,11 @@ The convention for pages under ``docs/pages/``:
 * every such block also runs *alone*, in a fresh interpreter of its own, as a
   reader who pastes just that block would run it: it has its own imports and
   starts what it needs.  What it prints is what its ``print(...)  # -> value``
-  comments say (or a logging call's, with the handler writing to stdout) (``...`` in a value matches anything; ``# -> e.g. value`` is an
-  illustration and is not compared).  It shows results with ``print``, not
-  ``assert``, and its lines fit in 88 columns, so nothing scrolls sideways;
+  comments say, in order (a ``# -> value`` line of its own works too, for a
+  loop or a log line written to stdout); ``...`` in a value matches anything,
+  and ``# -> e.g. value`` is an illustration that is not compared.  It shows
+  results with ``print``, not ``assert``, and its lines fit in 88 columns, so
+  nothing scrolls sideways;
 * a block preceded by the line ``<!-- not-run: <reason> -->`` is not run;
 * every other fenced block (``bash``, ``text``, ``json``...) must carry that
   marker too, so that nothing that looks like code escapes the tests unnoticed.
