@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import html
 import io
 import json
 import os
@@ -138,8 +139,8 @@ def measure(binary: str, frame_url: str, window: int) -> dict[str, object]:
     result = chromium(binary, window, "--dump-dom", frame_url)
     found = re.search(rf'<pre id="{MARKER}">(.*?)</pre>', result.stdout, re.DOTALL)
     if found is None:
-        raise RuntimeError(f"no layout report from {url}:\n{result.stderr[-2000:]}")
-    report: dict[str, object] = json.loads(found.group(1).replace("&quot;", '"'))
+        raise RuntimeError(f"no layout report from {frame_url}:\n{result.stderr[-2000:]}")
+    report: dict[str, object] = json.loads(html.unescape(found.group(1)))
     return report
 
 
