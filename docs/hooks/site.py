@@ -6,6 +6,11 @@
   mkdocstrings opens inventories as URLs, so this hook turns that name into a
   ``file://`` URL before mkdocstrings reads its configuration (hence the high
   priority).  The build never fetches anything from the network.
+* Mermaid ships with the site, so diagrams render offline: the committed
+  ``docs/vendor/mermaid.min.js.gz`` is unpacked into the built site as
+  ``javascripts/mermaid.min.js`` (``mkdocs.yml`` lists it in ``extra_javascript``;
+  Material loads Mermaid from a CDN only when the page has not loaded it).
+  ``docs/scripts/vendor_mermaid.sh`` refreshes it from the npm registry.
 * Links to a page that another branch adds (listed in ``PENDING_PAGES``) point
   to a stand-in page until that page exists, so the strict build passes before
   and after the merge.  Empty the list once the pages are merged.
@@ -13,6 +18,7 @@
 
 from __future__ import annotations
 
+import gzip
 import re
 from pathlib import Path
 from typing import Any
@@ -43,3 +49,10 @@ def on_page_markdown(markdown: str, page: Any, config: Any, **kwargs: Any) -> st
         if not (Path(config["docs_dir"]) / pending).exists():
             markdown = markdown.replace(f"]({pending}", f"]({stand_in}")
     return markdown
+
+
+def on_post_build(config: Any) -> None:
+    packed = Path(config["config_file_path"]).parent / "vendor" / "mermaid.min.js.gz"
+    target = Path(config["site_dir"]) / "javascripts" / "mermaid.min.js"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(gzip.decompress(packed.read_bytes()))
