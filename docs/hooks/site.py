@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import re
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,11 @@ def on_config(config: Any) -> None:
     python = config["plugins"]["mkdocstrings"].config["handlers"]["python"]
     for inventory in python.get("inventories", []):
         if isinstance(inventory, dict) and "://" not in inventory["url"]:
-            inventory["url"] = (docs / inventory["url"]).resolve().as_uri()
+            path = (docs / inventory["url"]).resolve()
+            # MkDocs caches what it downloads for a day, by URL; the fragment (which
+            # urllib drops) names this version of the file, so a new one is read.
+            version = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+            inventory["url"] = f"{path.as_uri()}#{version}"
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, **kwargs: Any) -> str:

@@ -19,6 +19,7 @@ OUTPUT = Path(__file__).resolve().parents[1] / "python-stdlib.inv"
 
 # (name, Sphinx role, page under library/); the anchor is the name itself.
 NAMES: list[tuple[str, str, str]] = [
+    ("asyncio.Future", "class", "asyncio-future"),
     ("collections.abc.AsyncGenerator", "class", "collections.abc"),
     ("collections.abc.Awaitable", "class", "collections.abc"),
     ("collections.abc.Generator", "class", "collections.abc"),
