@@ -377,3 +377,38 @@ def test_the_package_index_links_every_name_to_the_module_that_defines_it() -> N
     homes = coverage.reexport_homes(coverage.public_names(ROOT / "src"))
     assert homes["tracectrl.session_scope"] == "tracectrl.scope.session_scope"
     assert homes["tracectrl.new_session"] == "tracectrl.session.new_session"
+
+
+def _load_script(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_performance_page_and_chart_show_the_committed_benchmark_results() -> None:
+    benchmarks = _load_script(ROOT / "tests" / "benchmarks" / "run.py", "_benchmarks_run")
+    chart = _load_script(DOCS / "scripts" / "benchmark_chart.py", "_benchmark_chart")
+    summary = json.loads(benchmarks.RESULTS.read_text(encoding="utf-8"))
+    page = benchmarks.PERFORMANCE_PAGE.read_text(encoding="utf-8")
+    stale = "run `python tests/benchmarks/run.py --write-docs` (or redraw from results.json)"
+    for line in [*benchmarks.docs_table_lines(summary), *benchmarks.targets_lines(summary)]:
+        assert line in page, f"performance.md does not show {line!r}: {stale}"
+    assert chart.CHART.read_text(encoding="utf-8") == chart.svg(summary), f"stale chart: {stale}"
+
+
+def test_home_states_the_measured_cost_of_a_scope() -> None:
+    summary = json.loads((ROOT / "tests" / "benchmarks" / "results.json").read_text("utf-8"))
+    ratios = {
+        result["compared_with"]: result["ratio"]
+        for result in summary["results"]
+        if result["operation"].startswith("`with session_scope(id)`")
+    }
+    home = " ".join((PAGES / "index.md").read_text(encoding="utf-8").split())
+    claim = f"{ratios['minimal class manager']:.2f}\N{MULTIPLICATION SIGN} a minimal hand-written"
+    assert claim in home, f"Home should say {claim!r}, as the benchmarks measured"
+    speed_up = 1 / ratios["OpenInference using_session"]
+    assert 1.75 <= speed_up < 2.25, f"Home says 'about twice as fast'; measured {speed_up:.2f}"
