@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every check tracectrl has, from a fresh clone: installs what it needs into .venv/,
-# then runs ruff, mypy --strict, the strict docs build, pytest on every pyenv
+# then runs ruff, mypy --strict, the strict docs build and its screenshots, pytest on every pyenv
 # Python 3.9-3.13, and every example.  Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -73,6 +73,12 @@ log "mypy --strict (src and tests/typing)"
 
 log "docs: mkdocs build --strict"
 NO_MKDOCS_2_WARNING=1 "$TOOLS/mkdocs" build --strict --quiet --config-file docs/mkdocs.yml --site-dir "$(mktemp -d)"
+
+log "docs: screenshots at 1400 and 390 px; no page wider than the window"
+if ! command -v chromium >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+fi
+"$TOOLS/python" docs/scripts/screenshots.py --out .screenshots
 
 for minor in "${MINORS[@]}"; do
     log "pytest on Python $minor"

@@ -1,7 +1,7 @@
 """Keep a session id and a W3C trace with every piece of work in a multi-agent system.
 
 The whole public API is importable from here; :mod:`tracectrl.session` and
-:mod:`tracectrl.context` are also public, as the original spec names them.
+:mod:`tracectrl.context` are also public, under the names the TraceCtrl SDK uses.
 """
 
 from tracectrl.context import (

@@ -9,7 +9,7 @@ continues both.  One call per side does it all::
     with continue_session(request.headers):                 # agent B
         ...
 
-The seed's lower-level pair, :func:`inject_trace_headers` and
+The low-level pair, :func:`inject_trace_headers` and
 :func:`extract_trace_headers`, handles the trace alone.  Incoming headers are
 untrusted: whatever is malformed or oversized is ignored and logged at DEBUG on
 a ``tracectrl.*`` logger, never raised and never copied into a header this
@@ -88,7 +88,7 @@ def inject_trace_headers(headers: Mapping[str, str] | None = None) -> dict[str, 
 
     ``headers`` is copied, not changed; its own ``traceparent``/``tracestate``
     fields, in any case, are replaced.  The session is not sent: add
-    ``X-TraceCtrl-Session`` as the seed shows, or use :func:`propagation_headers`.
+    ``X-TraceCtrl-Session`` yourself (the manual form), or use :func:`propagation_headers`.
     """
     result = {} if headers is None else _copy_without(headers, TRACE_NAMES)
     _add_trace_headers(result)

@@ -59,6 +59,20 @@ def submit(
     the executor's own pickling error.  Other executors that pickle their tasks
     (not ``ProcessPoolExecutor`` subclasses) are not recognised: a ``Context``
     cannot be pickled, so such a submission fails.
+
+    Args:
+        executor: the executor to run ``fn`` on: a thread pool, a process pool,
+            or any other :class:`~concurrent.futures.Executor`.
+        fn: the function to call; for a process pool, a picklable module-level one.
+        *args: positional arguments for ``fn``.
+        **kwargs: keyword arguments for ``fn`` (all of them, even ones named
+            ``fn`` or ``executor``).
+
+    Returns:
+        The executor's own future for the result of ``fn``.
+
+    Raises:
+        RuntimeError: the executor is shut down (raised by ``executor.submit``).
     """
     if isinstance(executor, ProcessPoolExecutor):
         return _ship_snapshot(executor.submit, fn, *args, **kwargs)
@@ -106,6 +120,13 @@ def bind(fn: Callable[_P, _T]) -> Callable[_P, _T]:
     it cannot be sent to a process pool: use :func:`submit` there.  For a
     coroutine function only the creation of the coroutine is bound; the body
     runs in the task that awaits it.
+
+    Args:
+        fn: the function to run later in the context of now.
+
+    Returns:
+        A callable with ``fn``'s signature that runs ``fn`` in a fresh copy of
+        the context taken at bind time, and returns what ``fn`` returns.
     """
     context = copy_context()
 
@@ -130,6 +151,17 @@ def start_thread(
     With no session in force the thread has none.  An exception in ``target``
     goes to :func:`threading.excepthook`, as for any thread; what the thread
     sets never reaches the caller.
+
+    Args:
+        target: the function the thread runs.
+        *args: positional arguments for ``target``.
+        **kwargs: keyword arguments for ``target`` (all of them).
+
+    Returns:
+        The started :class:`threading.Thread`.
+
+    Raises:
+        RuntimeError: the interpreter cannot start another thread.
     """
     thread = threading.Thread(target=bind(target), args=args, kwargs=kwargs)
     thread.start()
@@ -151,6 +183,17 @@ def run_in_executor(
 
     Process pools behave as with :func:`submit`: the session id and the trace
     travel as plain data; ``fn`` and ``args`` must be picklable.
+
+    Args:
+        executor: the executor, or ``None`` for the loop's default executor.
+        fn: the function to call.
+        *args: positional arguments for ``fn``.
+
+    Returns:
+        An :class:`asyncio.Future` for the result of ``fn``.
+
+    Raises:
+        RuntimeError: no event loop is running in this thread.
     """
     loop = asyncio.get_running_loop()
     if isinstance(executor, ProcessPoolExecutor):

@@ -35,6 +35,9 @@ def new_session() -> str:
     for the rest of the current thread or task; use
     :func:`tracectrl.session_scope` to have it reset afterwards.
 
+    Returns:
+        The session id now in force.
+
     Raises:
         ValueError: ``$TRACECTRL_SESSION_ID`` is set to an invalid id.
     """
@@ -49,6 +52,9 @@ def current_session_id() -> str | None:
     Once :mod:`tracectrl.integrations.otel` is imported, a session that
     OpenTelemetry's propagators extracted into the current request counts too,
     unless one set since by tracectrl code is in force.
+
+    Returns:
+        The session id, or ``None`` outside any session.
     """
     session_id = session_var.get()
     carried = _sessionvar.carried_session
@@ -60,6 +66,9 @@ def set_session_id(sid: str) -> None:
 
     ``$TRACECTRL_SESSION_ID`` is ignored: the value passed in is always written.
     Nothing is written when ``sid`` is rejected.
+
+    Args:
+        sid: the session id, checked by :func:`validate_session_id`.
 
     Raises:
         TypeError: ``sid`` is not a ``str``.
@@ -76,6 +85,12 @@ def validate_session_id(sid: object) -> str:
     character (Unicode category ``Cc``: ``\\x00``-``\\x1f``, ``\\x7f``-``\\x9f``)
     and no lone surrogate (``\\ud800``-``\\udfff``, which cannot be encoded
     to send).  Spaces, punctuation and non-ASCII letters are fine.
+
+    Args:
+        sid: the value to check.
+
+    Returns:
+        ``sid``, unchanged.
 
     Raises:
         TypeError: ``sid`` is not a ``str``.

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import functools
 import gc
+import importlib.util
 import itertools
 import json
 import os
@@ -41,6 +42,9 @@ RESULTS = Path(__file__).with_name("results.json")
 PERFORMANCE_PAGE = ROOT / "docs" / "pages" / "performance.md"
 TABLE_START = "<!-- benchmark-table:start -->"
 TABLE_END = "<!-- benchmark-table:end -->"
+TARGETS_START = "<!-- benchmark-targets:start -->"
+TARGETS_END = "<!-- benchmark-targets:end -->"
+CHART_SCRIPT = ROOT / "docs" / "scripts" / "benchmark_chart.py"
 COMMAND = "python tests/benchmarks/run.py --write-docs"
 
 SESSION_ID = "bench-session-0123456789"
@@ -661,19 +665,80 @@ def machine_line(summary: dict[str, Any]) -> str:
     )
 
 
-def write_docs(summary: dict[str, Any]) -> None:
-    page = PERFORMANCE_PAGE.read_text(encoding="utf-8")
-    start, end = page.index(TABLE_START) + len(TABLE_START), page.index(TABLE_END)
-    block = "\n".join(
-        [
-            "",
-            *table_lines(summary),
-            "",
-            f"Measured with `{summary['command']}` — {machine_line(summary)}",
-            "",
-        ]
+def docs_table_lines(summary: dict[str, Any]) -> list[str]:
+    """The Performance page's table: four columns, every ratio as a speed-up."""
+    lines = [
+        f"| operation | tracectrl | alternative | speed-up ({TIMES} faster) |",
+        "|---|---|---|---|",
+    ]
+    previous = None
+    for result in summary["results"]:
+        operation = result["operation"] if result["operation"] != previous else ""
+        previous = result["operation"]
+        if "skipped" in result:
+            lines.append(f"| {operation} | skipped: {result['skipped']} | | |")
+            continue
+        ours, theirs = result["ours_ns"]["median"], result["theirs_ns"]["median"]
+        ours_text = _duration(ours) if operation else ""
+        lines.append(
+            f"| {operation} | {ours_text} | {result['compared_with']}: "
+            f"{_duration(theirs)} | {1 / result['ratio']:.2f}{TIMES} |"
+        )
+    return lines
+
+
+def targets_lines(summary: dict[str, Any]) -> list[str]:
+    """The targets, each measured ratio in its target's own terms, and the memory check."""
+    lines = [
+        "| operation | compared with | target | measured | minimums | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for result in summary["results"]:
+        if "skipped" in result or result["target"] is None:
+            continue
+        faster = "faster" in result["target"]
+        measured, minimums = result["ratio"], result["ratio_of_minimums"]
+        if faster:
+            text = f"{1 / measured:.2f}{TIMES} faster"
+            minimum_text = f"{1 / minimums:.2f}{TIMES} faster"
+        else:
+            text, minimum_text = f"{measured:.2f}{TIMES}", f"{minimums:.2f}{TIMES}"
+        lines.append(
+            f"| {result['operation']} | {result['compared_with']} | {result['target']} "
+            f"| {text} | {minimum_text} | {'met' if result['met'] else 'missed'} |"
+        )
+    memory = summary["memory"]
+    lines.append(
+        f"| {memory['operation']} | {memory['compared_with']} | {memory['target']} "
+        f"| {memory['growth_bytes']:+,} bytes | | {'met' if memory['met'] else 'missed'} |"
     )
-    PERFORMANCE_PAGE.write_text(page[:start] + block + page[end:], encoding="utf-8")
+    return lines
+
+
+def _replace_between(page: str, start_marker: str, end_marker: str, lines: list[str]) -> str:
+    """Put ``lines`` between the markers, indented as the start marker is (in a box)."""
+    start = page.index(start_marker)
+    line_start = page.rindex("\n", 0, start) + 1
+    indent = page[line_start:start]
+    block = "\n".join(["", *(f"{indent}{line}" if line else "" for line in lines), indent])
+    return page[: start + len(start_marker)] + block + page[page.index(end_marker) :]
+
+
+def write_docs(summary: dict[str, Any]) -> None:
+    """Update the table, the targets box and the chart of docs/pages/performance.md."""
+    page = PERFORMANCE_PAGE.read_text(encoding="utf-8")
+    measured = f"Measured with `{summary['command']}`: {machine_line(summary)}"
+    page = _replace_between(
+        page, TABLE_START, TABLE_END, [*docs_table_lines(summary), "", measured, ""]
+    )
+    page = _replace_between(page, TARGETS_START, TARGETS_END, ["", *targets_lines(summary), ""])
+    PERFORMANCE_PAGE.write_text(page, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("benchmark_chart", CHART_SCRIPT)
+    assert spec is not None
+    assert spec.loader is not None
+    chart = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(chart)
+    print(f"wrote {chart.write(summary)}")
 
 
 def main(argv: list[str] | None = None) -> int:
