@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 from contextvars import ContextVar, Token
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from opentelemetry import context as otel_context_module
 from opentelemetry.context import Context, attach, get_current
@@ -90,6 +90,15 @@ class OpenTelemetryBridge:
         values[_SPAN_KEY] = INVALID_SPAN
         return attach(Context(values))
 
+    def context(self) -> object:
+        """Return OpenTelemetry's current context (what a unit of work restores on exit)."""
+        return _current_context()
+
+    def restore_context(self, saved: object) -> None:
+        """Make ``saved`` current again unless it still is; no token is kept, none is needed."""
+        if _current_context() is not saved:
+            _set_current_context(saved)
+
     def restore_span(self, token: object) -> None:
         """Undo :meth:`hide_span`, safely even from another context."""
         reset(token.var, token)  # type: ignore[attr-defined]
@@ -124,19 +133,19 @@ class OpenTelemetryBridge:
         return attach(Context(values))  # type: ignore[return-value]
 
 
-def _look_up_current_context() -> Callable[[], Context]:
+def _look_up_current_context() -> tuple[Callable[[], Context], Callable[[Any], object]]:
     # OpenTelemetry's context lives in one ContextVar in its default runtime
     # context; reading it directly skips two Python calls of get_current(),
-    # which every unit of work that starts a trace makes.  Any other runtime
-    # context is read through the public function.
+    # which every unit of work makes.  Any other runtime context is read and
+    # written through the public functions.
     runtime = getattr(otel_context_module, "_RUNTIME_CONTEXT", None)
     variable = getattr(runtime, "_current_context", None)
     if isinstance(variable, ContextVar):
-        return variable.get  # type: ignore[no-any-return]
-    return get_current
+        return variable.get, variable.set
+    return get_current, attach
 
 
-_current_context = _look_up_current_context()
+_current_context, _set_current_context = _look_up_current_context()
 
 #: The bridge :mod:`tracectrl._trace` delegates to.
 BRIDGE = OpenTelemetryBridge()

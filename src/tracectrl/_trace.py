@@ -193,6 +193,23 @@ def restore_span(token: object) -> None:
         bridge.restore_span(token)
 
 
+def otel_context() -> object | None:
+    """Return OpenTelemetry's current context, to restore on exit; ``None`` without OpenTelemetry."""
+    bridge = _bridge
+    return None if bridge is None else bridge.context()
+
+
+def restore_otel_context(saved: object) -> None:
+    """Make ``saved`` OpenTelemetry's current context again if something replaced it.
+
+    What :func:`tracectrl.context.extract_trace_headers` attaches inside a
+    unit of work has no token; this undoes it when the unit ends.
+    """
+    bridge = _bridge
+    if bridge is not None:
+        bridge.restore_context(saved)
+
+
 class _Bridge(Protocol):
     """Where the current trace lives instead of the ContextVar: OpenTelemetry's context."""
 
@@ -203,6 +220,10 @@ class _Bridge(Protocol):
     def hide_span(self) -> object | None: ...
 
     def restore_span(self, token: object) -> None: ...
+
+    def context(self) -> object: ...
+
+    def restore_context(self, saved: object) -> None: ...
 
 
 class _BridgeLookup:
@@ -229,6 +250,15 @@ class _BridgeLookup:
     def restore_span(self, token: object) -> None:
         _look_up_bridge()
         restore_span(token)
+
+    def context(self) -> object:
+        _look_up_bridge()
+        return otel_context()
+
+    def restore_context(self, saved: object) -> None:
+        _look_up_bridge()
+        if saved is not None:
+            restore_otel_context(saved)
 
 
 def _look_up_bridge() -> None:

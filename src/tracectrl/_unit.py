@@ -32,7 +32,9 @@ from tracectrl._trace import (
     current_trace,
     get_trace_state,
     hide_span,
+    otel_context,
     reset_trace_state,
+    restore_otel_context,
     restore_span,
     set_trace_state,
     trace_in_force,
@@ -69,8 +71,9 @@ class Extras:
         self.span_token = span_token
 
 
-#: One entry: its session token, its trace token, and its extras (``None`` when none).
-Entry = tuple["Token[Optional[str]]", "Token[TraceValue]", Optional[Extras]]
+#: One entry: its session token, its trace token, its extras (``None`` when none), and
+#: OpenTelemetry's context from before it (``None`` without OpenTelemetry).
+Entry = tuple["Token[Optional[str]]", "Token[TraceValue]", Optional[Extras], object]
 
 
 def starts_new_trace(session_id: str, session_token: Token[Optional[str]]) -> bool:
@@ -92,6 +95,7 @@ def enter(session_id: str, new_trace: bool | None, span: SpanRequest | None) -> 
     force, ``None`` applies the rules in the module docstring.
     """
     session_token = _set_session(session_id)
+    otel = otel_context()
     if new_trace is None:
         new_trace = starts_new_trace(session_id, session_token)
     hidden = None
@@ -108,11 +112,11 @@ def enter(session_id: str, new_trace: bool | None, span: SpanRequest | None) -> 
         trace_token = _set_trace(state)
     if span is None:
         if hidden is None:
-            return (session_token, trace_token, None)
-        return (session_token, trace_token, Extras(hidden, None, None))
+            return (session_token, trace_token, None, otel)
+        return (session_token, trace_token, Extras(hidden, None, None), otel)
     started = start_span(span.name, span.attributes, session_id, link_to)
     span_token = None if started is None else make_current(started)
-    return (session_token, trace_token, Extras(hidden, started, span_token))
+    return (session_token, trace_token, Extras(hidden, started, span_token), otel)
 
 
 def leave(entry: Entry, error: BaseException | None) -> None:
@@ -121,9 +125,11 @@ def leave(entry: Entry, error: BaseException | None) -> None:
     Safe in another thread or task than the one that entered: the values from
     before are restored in the exiting context and a ``RuntimeWarning`` says so.
     """
-    session_token, trace_token, extras = entry
+    session_token, trace_token, extras, otel = entry
     if extras is not None:
         leave_extras(extras, error)
+    if otel is not None:
+        restore_otel_context(otel)
     reset(trace_token.var, trace_token)
     reset(session_var, session_token)
 
@@ -157,6 +163,8 @@ def _leave_rest(entry: Entry, error: BaseException | None) -> None:
     extras = entry[2]
     if extras is not None:
         leave_extras(extras, error)
+    if entry[3] is not None:
+        restore_otel_context(entry[3])
     trace_token = entry[1]
     reset(trace_token.var, trace_token)
 
@@ -173,11 +181,12 @@ def leave_extras(extras: Extras, error: BaseException | None) -> None:
 class Suspended:
     """A generator unit between two steps: what its body had in force when it yielded."""
 
-    __slots__ = ("hides", "session_id", "span", "trace")
+    __slots__ = ("hides", "otel", "session_id", "span", "trace")
 
     def __init__(self, entry: Entry) -> None:
         self.session_id = _get_session()
         self.trace = _get_trace()
+        self.otel = otel_context()
         extras = entry[2]
         self.hides = extras is not None and extras.hidden is not None
         self.span = None if extras is None else extras.span
@@ -186,12 +195,14 @@ class Suspended:
 def suspend(entry: Entry) -> Suspended:
     """Keep what a generator's body has in force, then restore the caller's values."""
     suspended = Suspended(entry)
-    session_token, trace_token, extras = entry
+    session_token, trace_token, extras, otel = entry
     if extras is not None:
         if extras.span_token is not None:
             unmake_current(extras.span_token)
         if extras.hidden is not None:
             restore_span(extras.hidden)
+    if otel is not None:
+        restore_otel_context(otel)
     reset(trace_token.var, trace_token)
     reset(session_var, session_token)
     return suspended
@@ -201,9 +212,13 @@ def resume(suspended: Suspended) -> Entry:
     """Put a suspended generator unit's values back in force for its next step."""
     session_token = _set_session(suspended.session_id)
     trace_token = _set_trace(suspended.trace)
-    hidden = hide_span() if suspended.hides else None
+    otel = otel_context()
+    if otel is not None and suspended.otel is not None and suspended.hides:
+        hidden = hide_span()
+    else:
+        hidden = None
     span = suspended.span
     if span is None and hidden is None:
-        return (session_token, trace_token, None)
+        return (session_token, trace_token, None, otel)
     span_token = None if span is None else make_current(span)
-    return (session_token, trace_token, Extras(hidden, span, span_token))
+    return (session_token, trace_token, Extras(hidden, span, span_token), otel)

@@ -25,7 +25,7 @@ from typing_extensions import ParamSpec
 from tracectrl._sessionvar import fresh_session_id, session_var
 from tracectrl._span import AttributeValue
 from tracectrl._tokens import reset
-from tracectrl._trace import reset_trace_state
+from tracectrl._trace import reset_trace_state, restore_otel_context
 from tracectrl._unit import (
     Entry,
     SpanRequest,
@@ -48,6 +48,7 @@ __all__ = ["AttributeValue", "SessionIdFactory", "session_scope", "with_session"
 # the cost of entering and exiting a scope.
 _reset_session = session_var.reset
 _reset_trace = reset_trace_state
+_restore_otel_context = restore_otel_context
 _enter = enter
 
 _P = ParamSpec("_P")
@@ -146,6 +147,8 @@ class session_scope:
         extras = entry[2]
         if extras is not None:
             _leave_extras(extras, exc)
+        if entry[3] is not None:
+            _restore_otel_context(entry[3])
         try:
             _reset_trace(entry[1])
         except (ValueError, RuntimeError):
@@ -177,6 +180,8 @@ class session_scope:
         extras = entry[2]
         if extras is not None:
             _leave_extras(extras, exc)
+        if entry[3] is not None:
+            _restore_otel_context(entry[3])
         try:
             _reset_trace(entry[1])
         except (ValueError, RuntimeError):
