@@ -90,6 +90,21 @@ class OpenTelemetryBridge:
         values[_SPAN_KEY] = INVALID_SPAN
         return attach(Context(values))
 
+    def stamp_session(self, session_id: str, names: tuple[str, ...]) -> None:
+        """Set the session under ``names`` on the current local span where it lacks them."""
+        span = _current_context().get(_SPAN_KEY)
+        if span is None or type(span) is _AttachedTraceSpan or not isinstance(span, Span):
+            return
+        try:
+            if not span.is_recording():
+                return
+            attributes = getattr(span, "attributes", None)
+            for name in names:
+                if attributes is None or name not in attributes:
+                    span.set_attribute(name, session_id)
+        except Exception:  # a span implementation that refuses: leave it as it is
+            return
+
     def context(self) -> object:
         """Return OpenTelemetry's current context (what a unit of work restores on exit)."""
         return _current_context()

@@ -193,6 +193,27 @@ def restore_span(token: object) -> None:
         bridge.restore_span(token)
 
 
+#: The span attributes that hold the session: those of every ``SessionSpanProcessor`` made.
+session_attributes: dict[str, None] = {}
+
+
+def register_session_attributes(names: tuple[str, ...]) -> None:
+    """Record the attribute names a ``SessionSpanProcessor`` stamps, for :func:`stamp_session`."""
+    for name in names:
+        session_attributes[name] = None
+
+
+def stamp_session(session_id: str) -> None:
+    """Give the local span in force (a server span started before the session was known) the session.
+
+    Only a recording span that lacks the attribute is changed, and only under
+    the names a ``SessionSpanProcessor`` stamps; without one, nothing.
+    """
+    bridge = _bridge
+    if bridge is not None and session_attributes:
+        bridge.stamp_session(session_id, tuple(session_attributes))
+
+
 def otel_context() -> object | None:
     """Return OpenTelemetry's current context, to restore on exit; ``None`` without OpenTelemetry."""
     bridge = _bridge
@@ -222,6 +243,8 @@ class _Bridge(Protocol):
     def restore_span(self, token: object) -> None: ...
 
     def context(self) -> object: ...
+
+    def stamp_session(self, session_id: str, names: tuple[str, ...]) -> None: ...
 
     def restore_context(self, saved: object) -> None: ...
 
@@ -254,6 +277,10 @@ class _BridgeLookup:
     def context(self) -> object:
         _look_up_bridge()
         return otel_context()
+
+    def stamp_session(self, session_id: str, names: tuple[str, ...]) -> None:
+        _look_up_bridge()
+        stamp_session(session_id)
 
     def restore_context(self, saved: object) -> None:
         _look_up_bridge()

@@ -40,6 +40,7 @@ from tracectrl._trace import (
     hide_span,
     restore_span,
     set_trace_state,
+    stamp_session,
 )
 from tracectrl._tracecontext import (
     new_trace,
@@ -196,7 +197,8 @@ class continue_session:
 
     def __enter__(self) -> str:
         fields = header_fields(self._headers, ALL_NAMES)
-        trace = trace_from_fields(fields.get(TRACEPARENT), fields.get(TRACESTATE)) or _local_trace()
+        local = _local_trace()
+        trace = trace_from_fields(fields.get(TRACEPARENT), fields.get(TRACESTATE)) or local
         hidden = None
         if trace is None:
             # No traceparent and no server span: a new unit of work.  A remote
@@ -207,6 +209,9 @@ class continue_session:
         else:
             trace_token = attach_trace(trace)
         session_id = incoming_session_id(fields) or _new_session_id()
+        if local is not None:
+            # OpenTelemetry's server span started before this request's session was known.
+            stamp_session(session_id)
         session_token = session_var.set(session_id)
         self._trace_tokens[id(session_token)] = (trace_token, hidden)
         self._session_tokens.append(session_token)

@@ -66,7 +66,7 @@ from tracectrl import _sessionvar
 from tracectrl._baggage import merge_baggage
 from tracectrl._headers import header_values
 from tracectrl._sessionvar import session_var
-from tracectrl._trace import started_trace
+from tracectrl._trace import register_session_attributes, started_trace
 from tracectrl._wire import (
     BAGGAGE,
     BAGGAGE_SESSION_KEY,
@@ -128,6 +128,7 @@ class SessionSpanProcessor(SpanProcessor):
             if not name:
                 raise ValueError("attribute names must not be empty")
         self._attributes = names
+        register_session_attributes(names)
 
     def on_start(self, span: Span, parent_context: Optional[Context] = None) -> None:
         """Stamp the session's attributes on ``span``; give a unit's root span the unit's trace."""
@@ -174,7 +175,10 @@ class SessionPropagator(TextMapPropagator):
 
     ``extract`` reads the header (else the baggage member), ignoring invalid,
     oversized or control-character values exactly as ``continue_session``
-    does; it never raises.  The session it finds is in force wherever the
+    does; it never raises.  It marks every request, with a session or
+    without, so that a session left in force before the request began (a
+    ``set_session_id`` in an earlier request's sync handler on the same
+    thread) is not this request's.  The session it finds is in force wherever the
     returned context is attached: :func:`tracectrl.current_session_id` returns
     it, :class:`SessionSpanProcessor` stamps it, until the instrumentation
     detaches the context, so it never outlives its request.  A session that
@@ -201,8 +205,10 @@ class SessionPropagator(TextMapPropagator):
         except Exception:  # a getter or carrier that fails must not fail the request
             _log.debug("ignored a carrier whose session could not be read", exc_info=True)
             return context
-        if session_id is None:
-            return context
+        # A marker for every request, with a session or without: the session that
+        # tracectrl had in force when the request began (one a sync handler of an
+        # earlier request on this thread left with set_session_id, say) is
+        # shadowed for this request, so no session outlives its request.
         carried = _CarriedSession(session_id, session_var.get())
         return otel_context.set_value(_CARRIED_KEY, carried, context)
 
@@ -233,7 +239,8 @@ class SessionPropagator(TextMapPropagator):
 class _CarriedSession(NamedTuple):
     """A session extracted by :class:`SessionPropagator`, kept in OpenTelemetry's context."""
 
-    session_id: str
+    #: The request's session; ``None`` when it came with none.
+    session_id: Optional[str]
     #: The session tracectrl had in force when this one was extracted.
     shadowed: Optional[str]
 
@@ -246,8 +253,9 @@ def _preferred(local: str | None, carried: object) -> str | None:
 
     The carried session was extracted for the request being handled, so it
     wins over the session that was in force around it (``shadowed``: one set
-    at start-up, say) and over none; a session tracectrl code set since then
-    is newer still, and wins while it is in force.
+    at start-up, or left by an earlier request) and over none, even when the
+    request carried none; a session tracectrl code set since then is newer
+    still, and wins while it is in force.
     """
     if type(carried) is _CarriedSession and (local is None or local is carried.shadowed):
         return carried.session_id
