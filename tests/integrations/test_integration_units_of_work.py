@@ -80,10 +80,15 @@ def hex_trace(span: ReadableSpan) -> str:
 # Finding 2: two trace ids in one request; orphan parents ------------------------------
 
 
-def test_one_unit_logs_one_trace_id_before_and_inside_its_spans(
-    tracing: Tracing, instrumented_log: tuple[logging.Logger, io.StringIO]
-) -> None:
-    log, stream = instrumented_log
+def test_one_unit_logs_one_trace_id_before_and_inside_its_spans(tracing: Tracing) -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(session_logging.SessionLogFilter())
+    handler.setFormatter(logging.Formatter("%(session_id)s %(trace_id)s %(message)s"))
+    log = logging.getLogger("agent-2")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
     tracer = tracing.provider.get_tracer("agent")
 
     @with_session(new=True)
@@ -94,13 +99,15 @@ def test_one_unit_logs_one_trace_id_before_and_inside_its_spans(
         log.info("after it")
         return inject_trace_headers()["traceparent"].split("-")[1]
 
-    sent = [agent() for _ in range(2)]
-    logged = lines(stream)
+    try:
+        sent = [agent() for _ in range(2)]
+    finally:
+        log.removeHandler(handler)
+    logged = [line.split(" ")[1] for line in stream.getvalue().splitlines()]
     spans = tracing.exporter.get_finished_spans()
     assert len(spans) == 2
     for index, span in enumerate(spans):
-        unit = logged[index * 3 : index * 3 + 3]
-        assert {line[1] for line in unit} == {hex_trace(span), sent[index]}
+        assert set(logged[index * 3 : index * 3 + 3]) == {hex_trace(span)} == {sent[index]}
         assert span.parent is None  # a root of the unit's trace: no parent nobody exports
     assert sent[0] != sent[1]
 
