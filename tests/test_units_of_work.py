@@ -218,8 +218,9 @@ def test_concurrent_units_each_see_only_their_own_trace() -> None:
         barrier = asyncio.Barrier(500)
         return await asyncio.gather(*(unit(index, barrier) for index in range(500)))
 
-    if not hasattr(asyncio, "Barrier"):  # Python < 3.11: the same check, with an Event
-        return _concurrent_units_with_threads()
+    if not hasattr(asyncio, "Barrier"):  # Python < 3.11: the same check, with threads
+        _concurrent_units_with_threads()
+        return
     results = asyncio.run(main())
     assert len({first for first, _ in results}) == 500
     assert all(first == sent for first, sent in results)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 from contextvars import ContextVar, Token
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, cast
 
 from opentelemetry import context as otel_context_module
 from opentelemetry.context import Context, attach, get_current
@@ -116,7 +116,8 @@ class OpenTelemetryBridge:
 
     def restore_span(self, token: object) -> None:
         """Undo :meth:`hide_span`, safely even from another context."""
-        reset(token.var, token)  # type: ignore[attr-defined]
+        context_token = cast("Token[Any]", token)
+        reset(context_token.var, context_token)
 
     def attach_trace(self, trace: TraceContext | None) -> Token[TraceValue]:
         """Make ``trace`` OpenTelemetry's current span context; return the token to detach it.

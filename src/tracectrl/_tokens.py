@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from contextvars import Context, ContextVar, Token
-from typing import Optional, TypeVar
+from typing import Any, Optional, TypeVar
 
 _T = TypeVar("_T")
 
@@ -49,7 +49,7 @@ def reset_latest(
     return token
 
 
-def reset(var: ContextVar[Optional[_T]], token: Token[Optional[_T]]) -> None:
+def reset(var: ContextVar[_T], token: Token[_T]) -> None:
     """Reset ``var`` with ``token``; if it was made in another context, restore safely there."""
     try:
         var.reset(token)
@@ -59,14 +59,14 @@ def reset(var: ContextVar[Optional[_T]], token: Token[Optional[_T]]) -> None:
         pass  # already used: nothing left to restore
 
 
-def restore_elsewhere(var: ContextVar[Optional[_T]], token: Token[Optional[_T]]) -> None:
+def restore_elsewhere(var: ContextVar[_T], token: Token[_T]) -> None:
     """Set the value from before ``token`` in the current context and warn once per call site.
 
     ``ContextVar.reset`` refuses a token made in another ``Context``; this is the
     safe fallback, in the spirit of OpenTelemetry's ``detach``, which never raises
     inside the host application.
     """
-    old = token.old_value
+    old: Any = token.old_value
     if old is Token.MISSING:
         # Unset before the scope: restore the variable's default, read in an empty context.
         try:

@@ -112,7 +112,7 @@ def current_trace() -> TraceContext | None:
             return trace
     state = _trace_context.get()
     if state is None or state.__class__ is TraceContext:
-        return state  # type: ignore[return-value]
+        return state
     return state.resolve()  # type: ignore[union-attr]
 
 
@@ -134,7 +134,7 @@ def is_started(trace: TraceContext) -> bool:
     if _bridge is None:
         return False
     state = _trace_context.get()
-    return trace is state or (state.__class__ is UnitTrace and trace is state.trace)  # type: ignore[union-attr]
+    return trace is state or (state.__class__ is UnitTrace and trace is state.trace)
 
 
 def started_trace() -> TraceContext | None:
@@ -147,7 +147,7 @@ def started_trace() -> TraceContext | None:
     if state is None:
         return None
     if state.__class__ is UnitTrace:
-        return state.resolve()  # type: ignore[union-attr]
+        return state.resolve()
     return None
 
 
@@ -204,7 +204,7 @@ def register_session_attributes(names: tuple[str, ...]) -> None:
 
 
 def stamp_session(session_id: str) -> None:
-    """Give the local span in force (a server span started before the session was known) the session.
+    """Give the local span in force (a server span that started before the session) the session.
 
     Only a recording span that lacks the attribute is changed, and only under
     the names a ``SessionSpanProcessor`` stamps; without one, nothing.
@@ -215,7 +215,7 @@ def stamp_session(session_id: str) -> None:
 
 
 def otel_context() -> object | None:
-    """Return OpenTelemetry's current context, to restore on exit; ``None`` without OpenTelemetry."""
+    """Return OpenTelemetry's current context to restore on exit; ``None`` without it."""
     bridge = _bridge
     return None if bridge is None else bridge.context()
 

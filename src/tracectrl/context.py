@@ -38,12 +38,12 @@ from tracectrl._trace import (
     current_trace,
     detach_trace,
     hide_span,
+    new_trace,
     restore_span,
     set_trace_state,
     stamp_session,
 )
 from tracectrl._tracecontext import (
-    new_trace,
     outgoing_traceparent,
     outgoing_tracestate,
     trace_from_fields,

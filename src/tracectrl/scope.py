@@ -214,7 +214,7 @@ def _checked_scope_id(session_id: object, new: bool) -> str | object | None:
 
 
 def _trace_rule(new: bool, new_trace: bool | None) -> bool | None:
-    """Return what an entry does with the trace: ``True`` new, ``False`` keep, ``None`` the rules."""
+    """Return what an entry does with the trace: ``True`` new, ``False`` keep, ``None``: rules."""
     if new_trace is None:
         return True if new else None
     if new_trace.__class__ is not bool:
@@ -330,10 +330,10 @@ def with_session(
             raise ValueError("attributes= are the span's: pass span= too")
         return functools.partial(_decorate, unit=_Unit(resolve, rule, None))
     if span is True:
-        return functools.partial(_decorate_with_span, resolve=resolve, rule=rule, attributes=attributes)
-    return functools.partial(
-        _decorate, unit=_Unit(resolve, rule, _span_request(span, attributes))
-    )
+        return functools.partial(
+            _decorate_with_span, resolve=resolve, rule=rule, attributes=attributes
+        )
+    return functools.partial(_decorate, unit=_Unit(resolve, rule, _span_request(span, attributes)))
 
 
 _Resolver = Callable[[tuple[Any, ...], dict[str, Any]], str]
@@ -529,4 +529,3 @@ def _async_generator_wrapper(
             entry = resume(suspended)
 
     return iterate_in_session
-

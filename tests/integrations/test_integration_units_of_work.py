@@ -45,7 +45,6 @@ from tracectrl.integrations.otel import (
     SESSION_ID_ATTRIBUTE,
     SessionSpanProcessor,
 )
-from tracectrl.integrations.requests import PropagatingSession
 
 FORMAT = "%(session_id)s %(trace_id)s %(span_id)s %(message)s"
 
