@@ -24,7 +24,7 @@ from tracectrl import (
     start_thread,
     with_session,
 )
-from tracectrl._trace import _trace_context
+from tracectrl._trace import UnitTrace, _trace_context
 
 pytestmark = pytest.mark.usefixtures("trace_backend")
 
@@ -248,8 +248,8 @@ def _concurrent_units_with_threads() -> None:
 def test_a_unit_nobody_reads_a_trace_in_makes_no_ids() -> None:
     with session_scope("conversation"):
         state = _trace_context.get()
-        assert state is not None
-        assert getattr(state, "trace", "not lazy") is None
+        assert isinstance(state, UnitTrace)
+        assert state.peek() is None
 
 
 # Finding 3: a stale trace survives ------------------------------------------------------

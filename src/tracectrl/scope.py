@@ -22,6 +22,7 @@ from typing import (
 
 from typing_extensions import ParamSpec
 
+from tracectrl import _trace as _trace_module
 from tracectrl._sessionvar import fresh_session_id, session_var
 from tracectrl._span import AttributeValue
 from tracectrl._tokens import reset
@@ -147,8 +148,11 @@ class session_scope:
         extras = entry[2]
         if extras is not None:
             _leave_extras(extras, exc)
-        if entry[3] is not None:
-            _restore_otel_context(entry[3])
+        otel = entry[3]
+        if otel is not None:
+            bridge = _trace_module._bridge
+            if bridge is not None and bridge.get_context() is not otel:
+                _restore_otel_context(otel)
         try:
             _reset_trace(entry[1])
         except (ValueError, RuntimeError):
@@ -180,8 +184,11 @@ class session_scope:
         extras = entry[2]
         if extras is not None:
             _leave_extras(extras, exc)
-        if entry[3] is not None:
-            _restore_otel_context(entry[3])
+        otel = entry[3]
+        if otel is not None:
+            bridge = _trace_module._bridge
+            if bridge is not None and bridge.get_context() is not otel:
+                _restore_otel_context(otel)
         try:
             _reset_trace(entry[1])
         except (ValueError, RuntimeError):
