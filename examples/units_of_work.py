@@ -84,7 +84,8 @@ def check_conversations_and_turns() -> None:
     assert len(sessions) == CONVERSATIONS, sessions
     assert len(traces) == CONVERSATIONS * TURNS, traces
     assert all(trace == sent for _, trace, sent in turns)  # one trace id per turn
-    assert current_trace() is None and current_session_id() is None
+    assert current_trace() is None
+    assert current_session_id() is None
     print(f"conversations: {len(sessions)} sessions, {len(traces)} traces (one per turn)")
 
 
