@@ -15,6 +15,19 @@ CROSS_CONTEXT_WARNING = (
 )
 
 
+FOREIGN_EXIT_WARNING = (
+    "a tracectrl scope was exited in a thread or task that never entered it; nothing "
+    "was changed there, and the entering context keeps its values until it exits "
+    "the scope itself. Enter and exit each scope in the same task (see docs: "
+    "Troubleshooting)."
+)
+
+
+def warn_foreign_exit() -> None:
+    """Warn that a scope was exited where no entry of it was made (the caller changes nothing)."""
+    warnings.warn(FOREIGN_EXIT_WARNING, RuntimeWarning, stacklevel=4)
+
+
 def reset_latest(
     var: ContextVar[Optional[_T]], tokens: list[Token[Optional[_T]]]
 ) -> Token[Optional[_T]] | None:
@@ -24,29 +37,30 @@ def reset_latest(
     Entries made in one context nest, so the newest token this context can reset
     is the one its innermost entry took; tokens of other threads and tasks that
     entered the same object are skipped and kept for their own exits.  When no
-    token belongs to this context the scope is being exited somewhere else: the
-    value from before the newest entry is set here and a :class:`RuntimeWarning`
-    is issued.
+    token belongs to this context the scope is being exited somewhere it was
+    never entered: nothing is changed here (the exiting context's values are
+    not the scope's to restore), the tokens stay for the contexts that own
+    them, and a :class:`RuntimeWarning` is issued.
 
-    Only ``append``, indexing, ``pop`` and ``remove`` touch ``tokens``, each
-    atomic, so threads sharing one scope object never take each other's token.
-    The token used is removed from ``tokens`` and returned, so that a caller
-    keeping other per-entry data can undo that entry's too; ``None`` means
-    ``tokens`` was empty and there was nothing to undo.
+    Only ``append``, indexing and ``remove`` touch ``tokens``, each atomic, so
+    threads sharing one scope object never take each other's token, and a
+    misbehaving thread never makes a correct one raise.  The token used is
+    removed from ``tokens`` and returned, so that a caller keeping other
+    per-entry data can undo that entry's too; ``None`` means nothing was undone.
     """
     for token in reversed(tokens[:]):  # a copy: other threads change the list meanwhile
         try:
             var.reset(token)
         except (ValueError, RuntimeError):
             continue  # another context's entry, or one its own thread is exiting now
-        tokens.remove(token)
+        try:
+            tokens.remove(token)
+        except ValueError:
+            pass  # never expected: only its own context removes a token
         return token
-    try:
-        token = tokens.pop()
-    except IndexError:
-        return None  # exited more often than entered
-    restore_elsewhere(var, token)
-    return token
+    if tokens:
+        warn_foreign_exit()
+    return None  # exited more often than entered, or where it was never entered
 
 
 def reset(var: ContextVar[_T], token: Token[_T]) -> None:

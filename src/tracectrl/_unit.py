@@ -26,7 +26,7 @@ from tracectrl import _sessionvar
 from tracectrl import _trace as _trace_module
 from tracectrl._sessionvar import session_var
 from tracectrl._span import AttributeValue, end_span, make_current, start_span, unmake_current
-from tracectrl._tokens import reset, restore_elsewhere
+from tracectrl._tokens import reset, warn_foreign_exit
 from tracectrl._trace import (
     TraceValue,
     UnitTrace,
@@ -158,24 +158,24 @@ def leave_latest(entries: list[Entry], error: BaseException | None) -> None:
     """Leave the newest entry in ``entries`` that this context made; see ``reset_latest``.
 
     The slow path of a scope object entered by several tasks or threads, or
-    exited elsewhere: tokens of other contexts' entries are skipped and kept
-    for their own exits.  With none of this context's, the newest entry is
-    restored here, with a ``RuntimeWarning``.
+    exited elsewhere: entries of other contexts are skipped and kept for their
+    own exits.  With none of this context's, nothing is changed here and a
+    ``RuntimeWarning`` says so: an exit in the wrong place never damages the
+    exiting context's session or trace.
     """
     for entry in reversed(entries[:]):  # a copy: other threads change the list meanwhile
         try:
             _reset_session(entry[0])
         except (ValueError, RuntimeError):
             continue
-        entries.remove(entry)
+        try:
+            entries.remove(entry)
+        except ValueError:
+            pass  # never expected: only its own context removes an entry
         _leave_rest(entry, error)
         return
-    try:
-        entry = entries.pop()
-    except IndexError:
-        return  # exited more often than entered
-    restore_elsewhere(session_var, entry[0])
-    _leave_rest(entry, error)
+    if entries:
+        warn_foreign_exit()
 
 
 def _leave_rest(entry: Entry, error: BaseException | None) -> None:

@@ -89,8 +89,9 @@ class session_scope:
     before the entry, whether the block returns, raises or is cancelled, so a
     ``set_session_id`` inside the block is undone too.  One scope object may be
     entered nested or by many tasks at once: each entry keeps its own tokens.
-    Exiting in another task or thread than the one that entered does not raise:
-    the previous values are restored in the exiting context and a
+    Exiting in a task or thread that never entered the object does not raise
+    and changes nothing there: the exiting context keeps its own session and
+    trace, the entering one keeps the scope's until it exits, and a
     :class:`RuntimeWarning` names the mistake.
 
     Raises:
@@ -144,7 +145,10 @@ class session_scope:
         except (ValueError, RuntimeError, IndexError):
             leave_latest(entries, exc)  # another task's entry is newest, or none is open
             return
-        entries.remove(entry)  # by identity: other threads may have added theirs since
+        try:
+            entries.remove(entry)  # by identity: other threads may have added theirs since
+        except ValueError:
+            pass  # never expected: only the context that made an entry removes it
         extras = entry[2]
         if extras is not None:
             _leave_extras(extras, exc)
@@ -180,7 +184,10 @@ class session_scope:
         except (ValueError, RuntimeError, IndexError):
             leave_latest(entries, exc)
             return
-        entries.remove(entry)
+        try:
+            entries.remove(entry)
+        except ValueError:
+            pass
         extras = entry[2]
         if extras is not None:
             _leave_extras(extras, exc)
