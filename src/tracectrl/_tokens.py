@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from contextlib import suppress
 from contextvars import Context, ContextVar, Token
 from typing import Any, Optional, TypeVar
 
@@ -53,10 +54,8 @@ def reset_latest(
             var.reset(token)
         except (ValueError, RuntimeError):
             continue  # another context's entry, or one its own thread is exiting now
-        try:
+        with suppress(ValueError):  # never expected: only its own context removes a token
             tokens.remove(token)
-        except ValueError:
-            pass  # never expected: only its own context removes a token
         return token
     if tokens:
         warn_foreign_exit()

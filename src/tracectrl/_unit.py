@@ -19,6 +19,7 @@ the first read, so a unit nobody reads a trace in makes none.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import suppress
 from contextvars import Token
 from typing import Any, Optional
 
@@ -168,10 +169,8 @@ def leave_latest(entries: list[Entry], error: BaseException | None) -> None:
             _reset_session(entry[0])
         except (ValueError, RuntimeError):
             continue
-        try:
+        with suppress(ValueError):  # never expected: only its own context removes an entry
             entries.remove(entry)
-        except ValueError:
-            pass  # never expected: only its own context removes an entry
         _leave_rest(entry, error)
         return
     if entries:

@@ -145,10 +145,9 @@ class session_scope:
         except (ValueError, RuntimeError, IndexError):
             leave_latest(entries, exc)  # another task's entry is newest, or none is open
             return
-        try:
-            entries.remove(entry)  # by identity: other threads may have added theirs since
-        except ValueError:
-            pass  # never expected: only the context that made an entry removes it
+        # By identity: other threads may have added theirs since.  Only the context
+        # that made an entry removes it, so it is always there.
+        entries.remove(entry)
         extras = entry[2]
         if extras is not None:
             _leave_extras(extras, exc)
@@ -184,10 +183,7 @@ class session_scope:
         except (ValueError, RuntimeError, IndexError):
             leave_latest(entries, exc)
             return
-        try:
-            entries.remove(entry)
-        except ValueError:
-            pass
+        entries.remove(entry)
         extras = entry[2]
         if extras is not None:
             _leave_extras(extras, exc)
