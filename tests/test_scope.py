@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import threading
 import warnings
+from collections.abc import Iterator
 
 import pytest
 
@@ -277,3 +278,22 @@ def test_new_session_inside_a_scope_is_undone_on_exit() -> None:
         return current_session_id()
 
     assert contextvars.copy_context().run(body) is None
+
+
+def test_an_abandoned_generator_closed_during_another_request_leaves_its_session_alone() -> None:
+    def stream() -> Iterator[str]:
+        with session_scope("alice"):  # a scope spanning a yield: the mistake being survived
+            yield "token"
+
+    first_request = contextvars.copy_context()
+    abandoned = first_request.run(stream)
+    first_request.run(next, abandoned)
+
+    def second_request() -> str | None:
+        nonlocal abandoned
+        with session_scope("bob"):
+            with pytest.warns(RuntimeWarning):
+                del abandoned  # the last reference: closed here, in bob's request
+            return current_session_id()
+
+    assert contextvars.copy_context().run(second_request) == "bob"
