@@ -416,10 +416,10 @@ def _decorate(func: Callable[_P, _R], unit: _Unit) -> Callable[_P, _R]:
 
 
 def _function_wrapper(func: Callable[..., _R], unit: _Unit) -> Callable[..., _R]:
-    enter_unit = unit.enter
+    resolve, rule, span = unit.resolve, unit.rule, unit.span
 
     def call_in_session(*args: Any, **kwargs: Any) -> _R:
-        entry = enter_unit(args, kwargs)
+        entry = _enter(resolve(args, kwargs), rule, span)
         try:
             result = func(*args, **kwargs)
         except BaseException as error:
@@ -432,10 +432,10 @@ def _function_wrapper(func: Callable[..., _R], unit: _Unit) -> Callable[..., _R]
 
 
 def _coroutine_wrapper(func: Callable[..., Any], unit: _Unit) -> Callable[..., Any]:
-    enter_unit = unit.enter
+    resolve, rule, span = unit.resolve, unit.rule, unit.span
 
     async def await_in_session(*args: Any, **kwargs: Any) -> Any:
-        entry = enter_unit(args, kwargs)
+        entry = _enter(resolve(args, kwargs), rule, span)
         try:
             result = await func(*args, **kwargs)
         except BaseException as error:
