@@ -373,3 +373,30 @@ def test_session_log_filter_on_a_handler_stamps_records_of_child_loggers() -> No
     ((session_id, trace_id, span_id, message),) = lines(stream)
     assert (session_id, span_id, message) == ("conversation-f", "None", "hello")
     assert len(trace_id) == 32
+
+
+# Issue 11: either middleware order is clean ----------------------------------------------
+
+
+def test_wsgi_middleware_around_opentelemetrys_detaches_cleanly(
+    tracing: Tracing, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tracectrl.integrations.wsgi import SessionMiddleware as SessionWSGIMiddleware
+
+    flask_app = flask.Flask("agent-b")
+
+    @flask_app.route("/")
+    def handler() -> Any:
+        return {"seen": current_session_id()}
+
+    inner = OtelWSGIMiddleware(flask_app.wsgi_app, tracer_provider=tracing.provider)
+    flask_app.wsgi_app = SessionWSGIMiddleware(inner)  # type: ignore[method-assign]
+    with caplog.at_level(logging.ERROR, logger="opentelemetry.context"):
+        with serving_wsgi(flask_app, worker_threads=1) as url, requests.Session() as http:
+            seen = [
+                http.get(url, headers={"X-TraceCtrl-Session": f"conversation-{n}"}).json()
+                for n in range(20)
+            ]
+    assert seen == [{"seen": f"conversation-{n}"} for n in range(20)]
+    assert [record.getMessage() for record in caplog.records] == []
+    assert len(tracing.exporter.get_finished_spans()) == 20
