@@ -391,12 +391,15 @@ def test_wsgi_middleware_around_opentelemetrys_detaches_cleanly(
 
     inner = OtelWSGIMiddleware(flask_app.wsgi_app, tracer_provider=tracing.provider)
     flask_app.wsgi_app = SessionWSGIMiddleware(inner)  # type: ignore[method-assign]
-    with caplog.at_level(logging.ERROR, logger="opentelemetry.context"):
-        with serving_wsgi(flask_app, worker_threads=1) as url, requests.Session() as http:
-            seen = [
-                http.get(url, headers={"X-TraceCtrl-Session": f"conversation-{n}"}).json()
-                for n in range(20)
-            ]
+    with (
+        caplog.at_level(logging.ERROR, logger="opentelemetry.context"),
+        serving_wsgi(flask_app, worker_threads=1) as url,
+        requests.Session() as http,
+    ):
+        seen = [
+            http.get(url, headers={"X-TraceCtrl-Session": f"conversation-{n}"}).json()
+            for n in range(20)
+        ]
     assert seen == [{"seen": f"conversation-{n}"} for n in range(20)]
     assert [record.getMessage() for record in caplog.records] == []
     assert len(tracing.exporter.get_finished_spans()) == 20
