@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tracectrl._trace import TraceContext
+from tracectrl._trace import TraceContext, new_span_id, new_trace, new_trace_id
 from tracectrl._tracecontext import (
     FLAG_RANDOM,
     FLAG_SAMPLED,
     format_traceparent,
-    new_span_id,
-    new_trace,
-    new_trace_id,
     outgoing_traceparent,
     parse_traceparent,
     trace_from_fields,
@@ -178,7 +175,7 @@ def test_new_ids_are_lowercase_hex_of_the_right_length() -> None:
 
 def test_new_ids_are_never_all_zeros(monkeypatch: pytest.MonkeyPatch) -> None:
     draws = iter([0, 5, 0, 7])
-    monkeypatch.setattr("tracectrl._tracecontext.getrandbits", lambda bits: next(draws))
+    monkeypatch.setattr("tracectrl._trace.getrandbits", lambda bits: next(draws))
     assert new_trace_id() == f"{5:032x}"
     assert new_span_id() == f"{7:016x}"
 
