@@ -65,8 +65,10 @@ def decode_session_id(raw: str, source: str) -> str | None:
             MAX_ENCODED_SESSION_ID_LENGTH,
         )
         return None
+    # Printable ASCII: visible characters and the space.  Senders encode a space
+    # as %20, but a raw one inside the value is a space for HTTP and is read as one.
     if not (text.isascii() and text.isprintable()):
-        _log.debug("ignored %s %s: only visible ASCII is sent", source, preview(text))
+        _log.debug("ignored %s %s: only printable ASCII is read", source, preview(text))
         return None
     if "," in text:
         # A sender encodes a comma; a raw one is several fields joined into one
