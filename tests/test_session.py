@@ -152,7 +152,7 @@ def test_environment_id_with_a_line_separator_is_refused(monkeypatch: pytest.Mon
 
 
 def test_refusal_names_the_character_escaped() -> None:
-    with pytest.raises(ValueError) as raised:
+    with pytest.raises(ValueError, match="printable") as raised:
         validate_session_id("victim\u2028CRITICAL")
     message = str(raised.value)
     assert "'\\u2028' at index 6" in message
