@@ -14,9 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextvars import Context, copy_context
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from tracectrl._wire import ALL_NAMES
+from tracectrl._trust import (
+    SessionKeys,
+    exact_paths,
+    session_keys,
+    trust_for_request,
+    warn_if_session_env_set,
+)
+from tracectrl._wire import ALL_NAMES, SESSION_HEADER, encode_session_id
 from tracectrl.context import continue_session
 
 if TYPE_CHECKING:
@@ -43,23 +50,76 @@ class SessionMiddleware:
     thread the server reuses never carries one request's session into the
     next, even if the server forgets ``close()``.  A body that is a list or
     tuple runs no code while sent and is returned as it is.
+
+    Options (all keyword-only, all off by default), as for the ASGI
+    :class:`~tracectrl.integrations.asgi.SessionMiddleware`: ``trust``, a
+    callable given the WSGI ``environ`` (``REMOTE_ADDR``, ``PATH_INFO``,
+    ``HTTP_*``) that answers whether this caller may set the session (an
+    untrusted caller gets a new session, and its trace is still continued
+    unless ``continue_untrusted_trace=False``); ``key``, the session key(s)
+    (else ``$TRACECTRL_SESSION_KEY``), with which only signed sessions are
+    adopted; ``exclude_paths``, exact ``PATH_INFO`` values whose requests run
+    with no continued session; ``echo_session``, which adds
+    ``X-TraceCtrl-Session`` to every response.  A ``$TRACECTRL_SESSION_ID``
+    set in the server process warns once (:class:`RuntimeWarning`).
+
+    Raises:
+        TypeError: ``key`` is not text, bytes or a sequence of them, or
+            ``exclude_paths`` is a single string.
     """
 
-    __slots__ = ("app",)
+    __slots__ = ("_continue_untrusted_trace", "_echo", "_exclude", "_keys", "_trust", "app")
 
-    def __init__(self, app: WSGIApplication) -> None:
+    def __init__(
+        self,
+        app: WSGIApplication,
+        *,
+        trust: Optional[Callable[[WSGIEnvironment], bool]] = None,
+        key: Optional[SessionKeys] = None,
+        continue_untrusted_trace: bool = True,
+        exclude_paths: Iterable[str] = (),
+        echo_session: bool = False,
+    ) -> None:
         self.app = app
+        self._trust = trust
+        self._keys = None if key is None else session_keys(key)
+        self._continue_untrusted_trace = continue_untrusted_trace
+        self._exclude = exact_paths(exclude_paths)
+        self._echo = echo_session
+        warn_if_session_env_set()
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Call the application in the caller's session and trace; return its body, wrapped."""
+        if environ.get("PATH_INFO") in self._exclude:
+            return self.app(environ, start_response)
         headers = {name: environ[key] for name, key in _ENVIRON_KEYS if key in environ}
-        with continue_session(headers):
+        trust = self._trust
+        with continue_session(
+            headers,
+            trust=None if trust is None else trust_for_request(trust, environ),
+            key=self._keys,
+            continue_untrusted_trace=self._continue_untrusted_trace,
+        ) as session_id:
+            if self._echo:
+                start_response = _echoing(start_response, session_id)
             body = self.app(environ, start_response)
             if isinstance(body, (list, tuple)):
                 return body
             # The request's context as the application leaves it, for the body to run in.
             context = copy_context()
         return _BodyInContext(body, context)
+
+
+def _echoing(start_response: StartResponse, session_id: str) -> StartResponse:
+    """Return ``start_response`` with the session header added to the response's headers."""
+    encoded = encode_session_id(session_id)
+    if encoded is None:
+        return start_response
+
+    def start_with_session(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
+        return start_response(status, [*headers, (SESSION_HEADER, encoded)], *args)
+
+    return start_with_session
 
 
 class _BodyInContext:
