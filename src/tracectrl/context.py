@@ -230,9 +230,10 @@ class continue_session:
         key: SessionKeys | None = None,
         continue_untrusted_trace: bool = True,
     ) -> None:
-        self._entered = False
+        self._entered = True  # refused arguments leave nothing to warn about when collected
         self._headers = headers
         self._admission = admission(headers, trust, key, continue_untrusted_trace)
+        self._entered = False
         warn_if_session_env_set()
         # The session token of each open entry, newest last, and by the id of each
         # (tokens are not hashable; an open entry keeps its token alive), the trace
