@@ -252,3 +252,22 @@ def test_new_session_inside_a_scope_is_undone_on_exit() -> None:
         return current_session_id()
 
     assert contextvars.copy_context().run(body) is None
+
+
+def test_session_scope_used_as_a_decorator_says_to_use_with_session() -> None:
+    with pytest.raises(TypeError, match="not a decorator: use @with_session"):
+
+        @session_scope("user-1")
+        def handler() -> None: ...
+
+    with pytest.raises(TypeError, match="not a decorator: use @with_session"):
+
+        @session_scope  # type: ignore[arg-type]
+        def bare_handler() -> None: ...
+
+    with pytest.raises(TypeError, match=r"session_scope\(new=True\) is a context manager"):
+
+        @session_scope(new=True)
+        async def async_handler() -> None: ...
+
+    assert current_session_id() is None
