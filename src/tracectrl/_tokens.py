@@ -6,6 +6,8 @@ import warnings
 from contextvars import Context, ContextVar, Token
 from typing import Optional, TypeVar
 
+from tracectrl._split_dependency import raise_if_split_by_thread_pool
+
 _T = TypeVar("_T")
 
 CROSS_CONTEXT_WARNING = (
@@ -74,4 +76,5 @@ def restore_elsewhere(var: ContextVar[Optional[_T]], token: Token[Optional[_T]])
         except LookupError:
             old = None
     var.set(old)
+    raise_if_split_by_thread_pool()  # FastAPI's sync-generator dependencies fail loudly
     warnings.warn(CROSS_CONTEXT_WARNING, RuntimeWarning, stacklevel=4)
