@@ -340,3 +340,15 @@ def test_hostile_headers_never_raise_and_never_set_an_unverified_session(
             assert _is_uuid(session_id)
         assert current_trace() is not None
     assert current_session_id() is None
+
+
+@PROPERTY
+@given(st.binary(min_size=1, max_size=200), SESSION_IDS, st.integers(1, 2**128 - 1))
+@example(b"k" * 64, "alice", 1)
+@example(b"k" * 65, "alice", 1)
+def test_the_signature_is_hmac_sha256_for_keys_of_any_length(
+    key: bytes, session_id: str, trace_number: int
+) -> None:
+    trace_id = f"{trace_number:032x}"
+    expected = hmac.new(key, f"{trace_id}:{session_id}".encode(), "sha256").hexdigest()
+    assert _trust._signature(key, session_id, trace_id) == "sha256=" + expected
