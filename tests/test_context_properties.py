@@ -209,7 +209,7 @@ TRACESTATE_MEMBERS = st.dictionaries(
 ).map(lambda members: list(members.items()))
 INVALID_KEYS = (
     st.sampled_from(["", "_k", "*k", "/k", "-k", "k" * 257, "t" * 128 + "@" + "s" * 128, "@s", "@"])
-    | TRACESTATE_KEYS.map(str.upper)
+    | TRACESTATE_KEYS.map(str.upper).filter(lambda key: key != key.lower())  # has a letter
     | st.builds(
         lambda key, at, bad: key[:at] + bad + key[at:],
         SIMPLE_KEYS | AT_SIGN_KEYS,
