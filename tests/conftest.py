@@ -37,10 +37,12 @@ def _clean_context(
 ) -> Iterator[None]:
     monkeypatch.delenv("TRACECTRL_SESSION_ID", raising=False)
     monkeypatch.delenv("TRACECTRL_SESSION_KEY", raising=False)
-    # The once-per-process warning about $TRACECTRL_SESSION_ID in a server counts
-    # as given: tests that set the variable on purpose stay quiet, and the tests
-    # of the warning itself clear this.
-    monkeypatch.setattr(_trust, "_warned_session_env", True)
+    # The once-per-process look at $TRACECTRL_SESSION_ID in a server counts as
+    # done: tests that set the variable on purpose stay quiet, and the tests of
+    # the warning itself clear this.  $TRACECTRL_SESSION_KEY, read once per
+    # process, is read again by each test that needs it.
+    monkeypatch.setattr(_trust, "_checked_session_env", True)
+    monkeypatch.setattr(_trust, "_env_keys", None)
     if "trace_backend" in request.fixturenames:
         # Switch before attaching, so that the detach below goes to the backend
         # that took the attach; monkeypatch restores the bridge only after it.

@@ -177,6 +177,8 @@ def test_the_environment_variable_holds_the_keys_comma_separated(
     with continue_session({"traceparent": TRACEPARENT, SESSION_HEADER: "eve"}) as session_id:
         assert _is_uuid(session_id)
     monkeypatch.delenv(SESSION_KEY_ENV_VAR)
+    assert SIGNATURE_HEADER in _sent("alice"), "read once per process"
+    monkeypatch.setattr(_trust, "_env_keys", None)  # as in a new process
     assert SIGNATURE_HEADER not in _sent("alice")
 
 
@@ -247,11 +249,7 @@ def test_a_bad_key_type_raises_at_the_call() -> None:
 
 
 def test_session_env_var_in_a_server_warns_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_trust, "_warned_session_env", False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        with continue_session({}):  # not set: no warning
-            pass
+    monkeypatch.setattr(_trust, "_checked_session_env", False)
     monkeypatch.setenv("TRACECTRL_SESSION_ID", "shared")
     with pytest.warns(RuntimeWarning, match=r"\$TRACECTRL_SESSION_ID is set .* one session"):
         scope = continue_session({})
@@ -261,6 +259,14 @@ def test_session_env_var_in_a_server_warns_once(monkeypatch: pytest.MonkeyPatch)
         warnings.simplefilter("error")
         with continue_session({}):  # once per process
             pass
+
+
+def test_no_warning_when_the_session_env_var_is_not_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_trust, "_checked_session_env", False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with continue_session({}) as session_id:
+            assert _is_uuid(session_id)
 
 
 # --------------------------------------------------------------------------- #

@@ -39,7 +39,8 @@ if TYPE_CHECKING:
 
     from tracectrl._trace import TraceContext
 
-#: The environment variable that holds the session key(s): comma-separated, the first signs.
+#: The environment variable that holds the session key(s): comma-separated, the first
+#: signs.  Read once per process, when a key is first needed.
 SESSION_KEY_ENV_VAR = "TRACECTRL_SESSION_KEY"
 
 #: One key (text is encoded as UTF-8) or several, the first of which signs.
@@ -59,11 +60,12 @@ _prepared_keys: dict[bytes, tuple[_Hash, _Hash]] = {}
 
 _log = logging.getLogger("tracectrl.trust")
 
-# The parsed value of $TRACECTRL_SESSION_KEY, by the raw text it came from: the
-# variable is read on every call (so a test or a restart sees a change), parsed
-# once per value.
-_env_keys: tuple[Optional[str], tuple[bytes, ...]] = (None, ())
-_warned_session_env = False
+# $TRACECTRL_SESSION_KEY, parsed; None until first needed.  Read once per
+# process, like OpenTelemetry's OTEL_* variables: an os.environ lookup of a
+# missing variable costs more than reading all the headers of a request.
+_env_keys: Optional[tuple[bytes, ...]] = None
+# Whether $TRACECTRL_SESSION_ID was looked at yet (once per process, same reason).
+_checked_session_env = False
 
 
 def session_keys(key: SessionKeys | None) -> tuple[bytes, ...]:
@@ -208,15 +210,18 @@ def exact_paths(paths: Iterable[str]) -> frozenset[str]:
 
 
 def warn_if_session_env_set() -> None:
-    """Warn, once per process, when ``$TRACECTRL_SESSION_ID`` is set where requests are served.
+    """Warn if ``$TRACECTRL_SESSION_ID`` is set where requests are served; look once per process.
 
     In a server that variable is the session of every request that brings
     none and of every ``new=True``: all of them would merge into one session.
+    The first middleware or ``continue_session`` of the process looks.
     """
-    global _warned_session_env  # noqa: PLW0603 - once per process
-    if _warned_session_env or not os.environ.get(SESSION_ID_ENV_VAR):
+    global _checked_session_env  # noqa: PLW0603 - once per process
+    if _checked_session_env:
         return
-    _warned_session_env = True
+    _checked_session_env = True
+    if not os.environ.get(SESSION_ID_ENV_VAR):
+        return
     warnings.warn(
         f"${SESSION_ID_ENV_VAR} is set in a process that continues incoming sessions: every "
         "request that brings no session, and every new=True scope, joins that one session. "
@@ -227,13 +232,11 @@ def warn_if_session_env_set() -> None:
 
 
 def _keys_from_environment() -> tuple[bytes, ...]:
-    global _env_keys  # noqa: PLW0603 - a one-entry cache of the parsed variable
-    raw = os.environ.get(SESSION_KEY_ENV_VAR)
-    cached_raw, keys = _env_keys
-    if raw == cached_raw:
-        return keys
-    keys = tuple(part.strip().encode() for part in (raw or "").split(",") if part.strip())
-    _env_keys = (raw, keys)
+    global _env_keys  # noqa: PLW0603 - the variable, read once
+    keys = _env_keys
+    if keys is None:
+        raw = os.environ.get(SESSION_KEY_ENV_VAR, "")
+        keys = _env_keys = tuple(part.strip().encode() for part in raw.split(",") if part.strip())
     return keys
 
 

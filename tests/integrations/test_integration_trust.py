@@ -178,7 +178,7 @@ def test_an_untrusted_session_is_never_echoed(server: str) -> None:
 def test_a_middleware_warns_once_when_the_session_env_var_is_set(
     middleware: Callable[..., object], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_trust, "_warned_session_env", False)
+    monkeypatch.setattr(_trust, "_checked_session_env", False)
     monkeypatch.setenv("TRACECTRL_SESSION_ID", "one-for-everyone")
     with pytest.warns(RuntimeWarning, match="TRACECTRL_SESSION_ID is set"):
         middleware(_state)
