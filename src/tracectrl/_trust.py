@@ -21,7 +21,6 @@ each side.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import logging
@@ -57,6 +56,7 @@ _BLOCK_SIZE = 64  # SHA-256's, as RFC 2104 uses it
 _MAX_CACHED_KEYS = 64
 _parsed_keys: dict[object, tuple[bytes, ...]] = {}
 _prepared_keys: dict[bytes, tuple[_Hash, _Hash]] = {}
+_key_only_admissions: dict[tuple[tuple[bytes, ...], bool], Admission] = {}
 
 _log = logging.getLogger("tracectrl.trust")
 
@@ -81,10 +81,12 @@ def session_keys(key: SessionKeys | None) -> tuple[bytes, ...]:
     # Keys given as text, bytes or a tuple are parsed once; a list, each time.
     cacheable = isinstance(key, (str, bytes, tuple))
     if cacheable:
-        with contextlib.suppress(TypeError):  # a tuple holding something unhashable
+        try:
             cached = _parsed_keys.get(key)
-            if cached is not None:
-                return cached
+        except TypeError:  # a tuple holding something unhashable: refused below
+            cached = None
+        if cached is not None:
+            return cached
     keys = _parse_keys(key)
     if cacheable:
         if len(_parsed_keys) >= _MAX_CACHED_KEYS:
@@ -184,9 +186,19 @@ def admission(
 ) -> Admission | None:
     """Return the policy for one incoming request, or ``None`` when every caller is trusted."""
     keys = session_keys(key)
-    if trust is None and not keys:
+    if trust is not None:
+        return Admission(request, trust, keys, continue_trace)
+    if not keys:
         return None
-    return Admission(request, trust, keys, continue_trace)
+    # Keys alone do not look at the request: one policy per set of keys serves all.
+    shared = _key_only_admissions.get((keys, continue_trace))
+    if shared is None:
+        if len(_key_only_admissions) >= _MAX_CACHED_KEYS:
+            _key_only_admissions.clear()
+        shared = _key_only_admissions[keys, continue_trace] = Admission(
+            None, None, keys, continue_trace
+        )
+    return shared
 
 
 def trust_for_request(trust: Callable[[Any], bool], request: object) -> TrustPolicy:
