@@ -172,7 +172,7 @@ def propagation_headers(
     if encoded is not None:
         result[SESSION_HEADER] = encoded
         result[BAGGAGE] = merge_baggage(existing, BAGGAGE_SESSION_KEY, encoded)
-        sign_session(result, session_id, key)  # type: ignore[arg-type]  # encoded: a valid str
+        sign_session(result, session_id, key)  # type: ignore[arg-type]  # a str: it was encoded
     elif existing:
         baggage = ",".join(member.header_text() for member in baggage_members(existing))
         if baggage:
