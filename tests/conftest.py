@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tracectrl import _trace
+from tracectrl import _trace, _trust
 from tracectrl.session import _session_id
 
 TRACE_BACKENDS = ["contextvar", "opentelemetry"]
@@ -36,6 +36,13 @@ def _clean_context(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[None]:
     monkeypatch.delenv("TRACECTRL_SESSION_ID", raising=False)
+    monkeypatch.delenv("TRACECTRL_SESSION_KEY", raising=False)
+    # The once-per-process look at $TRACECTRL_SESSION_ID in a server counts as
+    # done: tests that set the variable on purpose stay quiet, and the tests of
+    # the warning itself clear this.  $TRACECTRL_SESSION_KEY, read once per
+    # process, is read again by each test that needs it.
+    monkeypatch.setattr(_trust, "_checked_session_env", True)
+    monkeypatch.setattr(_trust, "_env_keys", None)
     if "trace_backend" in request.fixturenames:
         # Switch before attaching, so that the detach below goes to the backend
         # that took the attach; monkeypatch restores the bridge only after it.

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
+from tracectrl import _baggage
 from tracectrl._baggage import (
     MAX_BAGGAGE_LENGTH,
     MAX_BAGGAGE_MEMBERS,
@@ -170,3 +173,25 @@ def test_encoded_values_are_visible_ascii_and_decode_back(value: str) -> None:
 
 def test_unreserved_characters_are_not_encoded() -> None:
     assert encode_baggage_value("1f23ac10-ae84_4e9d.a93f~x") == "1f23ac10-ae84_4e9d.a93f~x"
+
+
+def test_hostile_keys_pin_a_bounded_number_of_bytes_in_the_key_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_baggage, "_valid_keys", set())
+    monkeypatch.setattr(_baggage, "_remembered_key_bytes", 0, raising=False)
+    # As many distinct keys as an attacker likes, each as long as a header allows,
+    # then a flood of short ones.
+    for number in range(1500):
+        key = f"k{number:04d}" + "x" * (MAX_BAGGAGE_LENGTH - 10)
+        assert parse_baggage([f"{key}=1"]) == {key: "1"}
+    for number in range(0, 30_000, 150):
+        members = ",".join(f"{number + offset:x}=1" for offset in range(150))
+        assert len(parse_baggage([members])) == 150
+    pinned = sys.getsizeof(_baggage._valid_keys) + sum(
+        sys.getsizeof(key) for key in _baggage._valid_keys
+    )
+    assert pinned <= 256 * 1024, f"{pinned} bytes pinned by remembered keys"
+    # Every key is still read correctly once the memory is full.
+    assert parse_baggage(["fresh.key=v"]) == {"fresh.key": "v"}
+    assert parse_baggage(["bad key=v"]) == {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
+import warnings
 
 import pytest
 
@@ -235,8 +236,11 @@ def test_continue_session_exited_in_another_thread_does_not_crash() -> None:
 
 
 def test_continue_session_exit_without_enter_is_a_no_op() -> None:
-    continue_session({}).__exit__(None, None, None)
+    scope = continue_session({})
+    scope.__exit__(None, None, None)
     assert current_session_id() is None
+    with pytest.warns(RuntimeWarning, match="never entered"):
+        del scope  # freed at once on CPython, where the warning is given
 
 
 def test_continue_session_in_a_thread_leaves_other_threads_alone() -> None:
@@ -286,3 +290,24 @@ def test_session_ids_round_trip_exactly_through_headers(session_id: str) -> None
         assert seen == session_id
     with continue_session({"baggage": headers["baggage"]}) as seen_in_baggage:
         assert seen_in_baggage == session_id
+
+
+def test_continue_session_that_is_never_entered_warns_when_collected() -> None:
+    with pytest.warns(RuntimeWarning, match=r"never entered.*with continue_session\(headers\)"):
+        continue_session({"X-TraceCtrl-Session": "alice"})  # the mistake: no `with`
+    assert current_session_id() is None
+
+
+def test_continue_session_entered_once_does_not_warn_when_collected() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scope = continue_session({"X-TraceCtrl-Session": "alice"})
+        with scope as session_id:
+            assert session_id == "alice"
+        del scope
+
+        async def handler() -> str | None:
+            async with continue_session({"X-TraceCtrl-Session": "bob"}):
+                return current_session_id()
+
+        assert asyncio.run(handler()) == "bob"

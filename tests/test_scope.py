@@ -297,3 +297,22 @@ def test_an_abandoned_generator_closed_during_another_request_leaves_its_session
             return current_session_id()
 
     assert contextvars.copy_context().run(second_request) == "bob"
+
+
+def test_session_scope_used_as_a_decorator_says_to_use_with_session() -> None:
+    with pytest.raises(TypeError, match="not a decorator: use @with_session"):
+
+        @session_scope("user-1")
+        def handler() -> None: ...
+
+    with pytest.raises(TypeError, match="not a decorator: use @with_session"):
+
+        @session_scope  # type: ignore[arg-type]
+        def bare_handler() -> None: ...
+
+    with pytest.raises(TypeError, match=r"session_scope\(new=True\) is a context manager"):
+
+        @session_scope(new=True)
+        async def async_handler() -> None: ...
+
+    assert current_session_id() is None

@@ -59,8 +59,8 @@ def test_set_session_id_ignores_the_environment_variable(monkeypatch: pytest.Mon
         "x" * MAX_SESSION_ID_LENGTH,
         "with spaces, commas; equals= and 100%",
         "Ünïcødé-セッション-🙂",
-        "\u00a0non-breaking space inside",
         "   ",
+        "ascii space inside",
     ],
 )
 def test_valid_ids_are_accepted_unchanged(valid: str) -> None:
@@ -108,6 +108,61 @@ def test_invalid_id_raises_value_error_naming_the_rule(invalid: str, rule: str) 
     with pytest.raises(ValueError, match=rule):
         set_session_id(invalid)
     assert current_session_id() == "before", "a rejected id must not be written"
+
+
+# Characters that str.isprintable() refuses although they are not controls: each
+# could forge a log line (a line break for str.splitlines()) or disguise one.
+NOT_PRINTABLE = [
+    ("\u2028", "line separator"),
+    ("\u2029", "paragraph separator"),
+    ("\u202e", "right-to-left override"),
+    ("\u2066", "left-to-right isolate"),
+    ("\u200b", "zero-width space"),
+    ("\u200d", "zero-width joiner"),
+    ("\ufeff", "byte order mark"),
+    ("\U000e0041", "tag latin capital letter a"),
+    ("\u00a0", "no-break space"),
+    ("\u3000", "ideographic space"),
+    ("\u00ad", "soft hyphen"),
+    ("\U0010ffff", "noncharacter"),
+    ("\u0378", "unassigned code point"),
+]
+
+
+@pytest.mark.parametrize(
+    "character", [case[0] for case in NOT_PRINTABLE], ids=[case[1] for case in NOT_PRINTABLE]
+)
+def test_ids_with_a_character_that_is_not_printable_are_refused_by_set_and_validate(
+    character: str,
+) -> None:
+    forged = f"victim{character}CRITICAL session=admin payment approved"
+    set_session_id("before")
+    with pytest.raises(ValueError, match=r"only printable characters .* at index 6"):
+        set_session_id(forged)
+    with pytest.raises(ValueError, match="only printable characters"):
+        validate_session_id(forged)
+    assert current_session_id() == "before", "a rejected id must not be written"
+
+
+def test_environment_id_with_a_line_separator_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACECTRL_SESSION_ID", "victim\u2028CRITICAL session=admin")
+    with pytest.raises(ValueError, match=r"TRACECTRL_SESSION_ID.*only printable characters"):
+        new_session()
+    assert current_session_id() is None
+
+
+def test_refusal_names_the_character_escaped() -> None:
+    with pytest.raises(ValueError, match="printable") as raised:
+        validate_session_id("victim\u2028CRITICAL")
+    message = str(raised.value)
+    assert "'\\u2028' at index 6" in message
+    assert message.isprintable()
+
+
+def test_the_ascii_space_is_the_one_space_an_id_may_hold() -> None:
+    assert validate_session_id("user 7") == "user 7"
+    with pytest.raises(ValueError, match="printable"):
+        validate_session_id("user\u20077")  # figure space
 
 
 def test_session_is_isolated_between_threads() -> None:

@@ -127,7 +127,7 @@ def test_trace_from_fields_returns_a_remote_trace_with_its_tracestate() -> None:
 
 
 def test_trace_from_fields_keeps_traceparent_when_tracestate_is_invalid() -> None:
-    trace = trace_from_fields([f"00-{TRACE_ID}-{PARENT_ID}-01"], ["foo=1,foo=2"])
+    trace = trace_from_fields([f"00-{TRACE_ID}-{PARENT_ID}-01"], ["foo=1,Foo=2"])
     assert trace == TraceContext(TRACE_ID, PARENT_ID, 1, "", True)
 
 

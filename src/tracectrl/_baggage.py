@@ -25,10 +25,17 @@ MAX_BAGGAGE_LENGTH = 8192
 _OWS = " \t"
 # RFC 7230 token: the only grammar for keys, in property keys too.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# Keys repeat on every request, so the regular expression runs once per key;
-# the bound keeps hostile keys from growing the set.
+# Keys repeat on every request, so the regular expression runs once per key.
+# The set is bounded by the characters it holds, not by its entries: a key may
+# be 8 KiB long, so a bound of entries alone let hostile keys pin megabytes.
+# Real keys are short; once the budget is spent, new keys are checked each time.
 _valid_keys: set[str] = set()
-_MAX_REMEMBERED_KEYS = 1024
+#: The most bytes the remembered keys may cost, each counted as its characters
+#: (keys are ASCII) plus the str object and its set slot.
+_MAX_REMEMBERED_KEY_BYTES = 64 * 1024
+_KEY_OVERHEAD_BYTES = 80
+_MAX_REMEMBERED_KEY_LENGTH = 128
+_remembered_key_bytes = 0
 
 
 class BaggageMember(NamedTuple):
@@ -183,10 +190,16 @@ def _is_valid_value(value: str) -> bool:
 
 
 def _is_token(key: str) -> bool:
+    global _remembered_key_bytes  # noqa: PLW0603 - the budget of the module's key memory
     if key in _valid_keys:
         return True
     if _TOKEN.fullmatch(key) is None:
         return False
-    if len(_valid_keys) < _MAX_REMEMBERED_KEYS:
+    cost = len(key) + _KEY_OVERHEAD_BYTES
+    if len(key) <= _MAX_REMEMBERED_KEY_LENGTH and (
+        _remembered_key_bytes + cost <= _MAX_REMEMBERED_KEY_BYTES
+    ):
+        # Two threads may both add: the sum then runs slightly over, never far.
         _valid_keys.add(key)
+        _remembered_key_bytes += cost
     return True

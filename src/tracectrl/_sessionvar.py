@@ -28,7 +28,8 @@ session_var: ContextVar[Optional[str]] = ContextVar("tracectrl_session_id", defa
 carried_session: Optional[Callable[[Optional[str]], Optional[str]]] = None
 
 # Unicode category Cc: C0 controls, DEL and C1 controls.  Any of them could split
-# a header or a log line, so none is allowed anywhere in an id.
+# a header or a log line.  They get their own message because they are the usual
+# mistake; the rule itself is str.isprintable() (see session_id_problem).
 _CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f]")
 # Lone surrogates (what os.environ makes of bytes that are not UTF-8) cannot be
 # encoded, so such an id could never be sent to another agent.
@@ -38,11 +39,14 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 def session_id_problem(sid: str) -> str | None:
     """Say which rule ``sid`` breaks, or return ``None`` when it is a valid id.
 
-    The non-raising twin of :func:`tracectrl.session.validate_session_id`, for the wire path, where
-    bad input is ignored rather than raised.
+    A valid id has 1 to 256 characters, each printable (``str.isprintable()``:
+    the ASCII space is, every other separator, control, format, surrogate and
+    unassigned character is not).  The non-raising twin of
+    :func:`tracectrl.session.validate_session_id`, for the wire path, where bad
+    input is ignored rather than raised.
     """
     length = len(sid)
-    # Fast path: a printable string holds no control character and no surrogate.
+    # Fast path: the whole rule on characters is one C-level call.
     if 0 < length <= MAX_SESSION_ID_LENGTH and sid.isprintable():
         return None
     if length == 0:
@@ -61,7 +65,14 @@ def session_id_problem(sid: str) -> str | None:
             "session id must not contain surrogate characters, "
             f"got {surrogate.group()!r} at index {surrogate.start()}"
         )
-    return None
+    # U+2028/U+2029 end a line for str.splitlines(), bidi controls (U+202E) and
+    # zero-width characters (U+200B, U+FEFF) disguise what a reader sees: none of
+    # them may reach a log line.  Issue 11, section 1.
+    index = next(index for index, character in enumerate(sid) if not character.isprintable())
+    return (
+        "session id must hold only printable characters (str.isprintable()), "
+        f"got {sid[index]!a} at index {index}"
+    )
 
 
 def fresh_session_id() -> str:

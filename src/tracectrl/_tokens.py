@@ -7,6 +7,8 @@ from contextlib import suppress
 from contextvars import Context, ContextVar, Token
 from typing import Any, Optional, TypeVar
 
+from tracectrl._split_dependency import raise_if_split_by_thread_pool
+
 _T = TypeVar("_T")
 
 CROSS_CONTEXT_WARNING = (
@@ -25,7 +27,13 @@ FOREIGN_EXIT_WARNING = (
 
 
 def warn_foreign_exit() -> None:
-    """Warn that a scope was exited where no entry of it was made (the caller changes nothing)."""
+    """Warn that a scope was exited where no entry of it was made (the caller changes nothing).
+
+    Raises:
+        RuntimeError: the exit is the teardown of a FastAPI dependency written
+            as a sync generator, a mistake that must fail loudly.
+    """
+    raise_if_split_by_thread_pool()
     warnings.warn(FOREIGN_EXIT_WARNING, RuntimeWarning, stacklevel=4)
 
 
@@ -87,4 +95,5 @@ def restore_elsewhere(var: ContextVar[_T], token: Token[_T]) -> None:
         except LookupError:
             old = None
     var.set(old)
+    raise_if_split_by_thread_pool()  # FastAPI's sync-generator dependencies fail loudly
     warnings.warn(CROSS_CONTEXT_WARNING, RuntimeWarning, stacklevel=4)

@@ -54,11 +54,10 @@ _TRACEPARENT = re.compile(
 _FLAGS_BY_HEX = {f"{value:02x}": value & KNOWN_FLAGS for value in range(256)}
 _FLAGS_SUFFIX = tuple(f"-{value & KNOWN_FLAGS:02x}" for value in range(256))
 
-_KEY_CHARACTER = r"[a-z0-9_\-*/]"
-_TRACESTATE_KEY = re.compile(
-    rf"[a-z]{_KEY_CHARACTER}{{0,255}}"  # simple-key
-    rf"|[a-z0-9]{_KEY_CHARACTER}{{0,240}}@[a-z]{_KEY_CHARACTER}{{0,13}}"  # tenant@system
-)
+# The current Level 2 grammar: key = ( lcalpha / DIGIT ) 0*255( keychar ), where
+# keychar is lcalpha / DIGIT / "_" / "-" / "*" / "/" / "@".  The older
+# tenant@system split is gone: "@" is one more key character, anywhere after the first.
+_TRACESTATE_KEY = re.compile(r"[a-z0-9][a-z0-9_\-*/@]{0,255}")
 # Keys seen valid.  Vendor keys repeat on every request, so the regular
 # expression runs once per key; the bound keeps hostile keys from growing it.
 _valid_keys: set[str] = set()
@@ -134,10 +133,13 @@ def parse_tracestate(fields: Sequence[str]) -> str | None:
 
     Fields are joined with ``,`` in order, as RFC 7230 combines repeated
     fields.  Empty and whitespace-only members are allowed and dropped, as is
-    whitespace around members.  The whole value is invalid when a member is
-    malformed (key or value grammar), a key repeats, or there are more than 32
-    members.  The result is in normal form: members joined by ``,`` with no
-    whitespace around them; no members gives ``''``.
+    whitespace around members.  Keys follow the current Level 2 grammar
+    (``[a-z0-9]`` then up to 255 of ``[a-z0-9_-*/@]``).  When a key repeats,
+    its first (left-most, most recent) entry is kept and the later ones are
+    dropped.  The whole value is invalid when a member is malformed (key or
+    value grammar) or there are more than 32 members.  The result is in
+    normal form: members joined by ``,`` with no whitespace around them; no
+    members gives ``''``.
     """
     received = fields[0] if len(fields) == 1 else ",".join(fields)
     known = _recent_tracestates.get(received)
@@ -177,7 +179,7 @@ def parse_tracestate(fields: Sequence[str]) -> str | None:
             return None
         keys.add(key)
     if len(keys) != len(members):
-        return None  # a key repeats
+        combined = _first_entry_per_key(members)
     if len(received) <= TRACESTATE_EMIT_LIMIT:
         if len(_recent_tracestates) >= _MAX_RECENT_TRACESTATES:
             _recent_tracestates.clear()
@@ -260,6 +262,22 @@ def _match_traceparent(value: str) -> re.Match[str] | None:
                 return None
             value = value[:_TRACEPARENT_LENGTH]
     return _TRACEPARENT.fullmatch(value)
+
+
+def _first_entry_per_key(members: list[str]) -> str:
+    # Only one entry per key is allowed, and a vendor that is re-entered moves
+    # its entry to the left: the first entry of a key is its latest position.
+    # The specification lets a receiver keep duplicates or drop them; dropping
+    # the later ones, rather than the whole tracestate, keeps every vendor's entry
+    # and sends on a value that strict receivers accept.
+    seen: set[str] = set()
+    kept = []
+    for member in members:
+        key = member[: member.index("=")]
+        if key not in seen:
+            seen.add(key)
+            kept.append(member)
+    return ",".join(kept)
 
 
 def _is_valid_key(key: str) -> bool:

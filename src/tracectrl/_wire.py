@@ -19,6 +19,8 @@ from tracectrl._tracecontext import preview
 
 #: The header that carries the session id, percent-encoded.
 SESSION_HEADER = "X-TraceCtrl-Session"
+#: The header that carries the session's HMAC-SHA256 signature when a session key is set.
+SIGNATURE_HEADER = "X-TraceCtrl-Session-Signature"
 #: The W3C baggage key that carries the session id too, for OpenTelemetry peers.
 BAGGAGE_SESSION_KEY = "session.id"
 #: The longest session value read from the wire: every character of the longest
@@ -30,8 +32,9 @@ TRACESTATE = "tracestate"
 BAGGAGE = "baggage"
 #: The session header's name as incoming fields are looked up: lowercase.
 SESSION_FIELD = SESSION_HEADER.lower()
+SIGNATURE_FIELD = SIGNATURE_HEADER.lower()
 TRACE_NAMES = frozenset((TRACEPARENT, TRACESTATE))
-ALL_NAMES = frozenset((TRACEPARENT, TRACESTATE, BAGGAGE, SESSION_FIELD))
+ALL_NAMES = frozenset((TRACEPARENT, TRACESTATE, BAGGAGE, SESSION_FIELD, SIGNATURE_FIELD))
 
 _OWS = " \t"
 
@@ -65,8 +68,10 @@ def decode_session_id(raw: str, source: str) -> str | None:
             MAX_ENCODED_SESSION_ID_LENGTH,
         )
         return None
+    # Printable ASCII: visible characters and the space.  Senders encode a space
+    # as %20, but a raw one inside the value is a space for HTTP and is read as one.
     if not (text.isascii() and text.isprintable()):
-        _log.debug("ignored %s %s: only visible ASCII is sent", source, preview(text))
+        _log.debug("ignored %s %s: only printable ASCII is read", source, preview(text))
         return None
     if "," in text:
         # A sender encodes a comma; a raw one is several fields joined into one

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+import warnings
 from typing import TYPE_CHECKING, Optional
 
 from tracectrl._baggage import (
@@ -48,11 +49,20 @@ from tracectrl._tracecontext import (
     outgoing_tracestate,
     trace_from_fields,
 )
+from tracectrl._trust import (
+    SESSION_KEY_ENV_VAR,
+    SessionKeys,
+    TrustPolicy,
+    admission,
+    sign_session,
+    warn_if_session_env_set,
+)
 from tracectrl._wire import (
     ALL_NAMES,
     BAGGAGE,
     BAGGAGE_SESSION_KEY,
     SESSION_HEADER,
+    SIGNATURE_HEADER,
     TRACE_NAMES,
     TRACEPARENT,
     TRACESTATE,
@@ -69,7 +79,11 @@ if TYPE_CHECKING:
 __all__ = [
     "BAGGAGE_SESSION_KEY",
     "SESSION_HEADER",
+    "SESSION_KEY_ENV_VAR",
+    "SIGNATURE_HEADER",
+    "SessionKeys",
     "TraceContext",
+    "TrustPolicy",
     "continue_session",
     "current_trace",
     "extract_trace_headers",
@@ -131,7 +145,9 @@ def extract_trace_headers(headers: object) -> TraceContext | None:
     return trace
 
 
-def propagation_headers(headers: Mapping[str, str] | None = None) -> dict[str, str]:
+def propagation_headers(
+    headers: Mapping[str, str] | None = None, *, key: SessionKeys | None = None
+) -> dict[str, str]:
     """Return ``headers`` plus everything the callee needs to continue this trace and session.
 
     That is ``traceparent`` and ``tracestate`` as :func:`inject_trace_headers`
@@ -142,7 +158,16 @@ def propagation_headers(headers: Mapping[str, str] | None = None) -> dict[str, s
     value it adds is visible ASCII.  With no session in this thread or task,
     no session is sent (none is started) and the valid baggage of ``headers``
     is passed on.  ``headers`` is copied, not changed; its own fields of these
-    four names, in any case, are replaced.
+    names, in any case, are replaced.
+
+    With a session key (``key``, else ``$TRACECTRL_SESSION_KEY``; with several,
+    the first), ``X-TraceCtrl-Session-Signature`` is added too: the
+    HMAC-SHA256 of the session id and the trace id, which a receiver with the
+    same key requires (see :class:`continue_session`).  The session header
+    itself is the same with or without a key.
+
+    Raises:
+        TypeError: ``key`` is neither text, bytes, nor a sequence of them.
     """
     if headers is None:
         result: dict[str, str] = {}
@@ -156,6 +181,7 @@ def propagation_headers(headers: Mapping[str, str] | None = None) -> dict[str, s
     if encoded is not None:
         result[SESSION_HEADER] = encoded
         result[BAGGAGE] = merge_baggage(existing, BAGGAGE_SESSION_KEY, encoded)
+        sign_session(result, session_id, key)  # type: ignore[arg-type]  # a str: it was encoded
     elif existing:
         baggage = ",".join(member.header_text() for member in baggage_members(existing))
         if baggage:
@@ -178,17 +204,49 @@ class continue_session:
     ``$TRACECTRL_SESSION_ID`` is invalid).  Malformed, oversized or invalid
     incoming values are ignored and logged at DEBUG: entering never raises.
 
+    The incoming session is a claim by the caller; two opt-in checks decide
+    whether it is adopted.  ``trust``, a callable, is given ``headers`` and
+    answers whether this caller may set the session at all (one that raises
+    counts as "no", logged at WARNING).  With a session key (``key``, else
+    ``$TRACECTRL_SESSION_KEY``; several keys are all accepted, for rotation),
+    only a session signed with one of them, in
+    ``X-TraceCtrl-Session-Signature``, for the incoming trace-id, is adopted;
+    the signature is checked in constant time.  A session that fails either
+    check is ignored as if none had been sent: a new one is started.  The
+    trace is still continued, unless ``continue_untrusted_trace=False``, which
+    starts a new one for untrusted callers too.
+
     On exit, normal, by exception or by cancellation, the session and trace
     from before the entry are restored.  One object may be entered nested or
     by many tasks at once: each entry restores what it replaced.  Exit in the
     thread or task that entered; an exit where it was never entered changes
     nothing there and warns with :class:`RuntimeWarning`.
+
+    Creating one does nothing until it is entered: an object that is never
+    entered warns with :class:`RuntimeWarning` when it is garbage-collected.
+    So does, once per process, continuing sessions while
+    ``$TRACECTRL_SESSION_ID`` is set: it would merge every request that
+    brings no session into that one.
+
+    Raises:
+        TypeError: ``key`` is neither text, bytes, nor a sequence of them.
     """
 
-    __slots__ = ("_headers", "_session_tokens", "_trace_tokens")
+    __slots__ = ("_admission", "_entered", "_headers", "_session_tokens", "_trace_tokens")
 
-    def __init__(self, headers: object) -> None:
+    def __init__(
+        self,
+        headers: object,
+        *,
+        trust: TrustPolicy | None = None,
+        key: SessionKeys | None = None,
+        continue_untrusted_trace: bool = True,
+    ) -> None:
+        self._entered = True  # refused arguments leave nothing to warn about when collected
         self._headers = headers
+        self._admission = admission(headers, trust, key, continue_untrusted_trace)
+        self._entered = False
+        warn_if_session_env_set()
         # The session token of each open entry, newest last, and by the id of each
         # (tokens are not hashable; an open entry keeps its token alive), the trace
         # token taken by the same entry.
@@ -196,9 +254,13 @@ class continue_session:
         self._trace_tokens: dict[int, tuple[Token[TraceValue], object | None]] = {}
 
     def __enter__(self) -> str:
+        self._entered = True
         fields = header_fields(self._headers, ALL_NAMES)
         local = _local_trace()
         trace = trace_from_fields(fields.get(TRACEPARENT), fields.get(TRACESTATE)) or local
+        session_id = incoming_session_id(fields)
+        if self._admission is not None:
+            session_id, trace = self._admission.admit(fields, session_id, trace)
         hidden = None
         if trace is None:
             # No traceparent and no server span: a new unit of work.  A remote
@@ -208,7 +270,7 @@ class continue_session:
             hidden = hide_span()
         else:
             trace_token = attach_trace(trace)
-        session_id = incoming_session_id(fields) or _new_session_id()
+        session_id = session_id or _new_session_id()
         if local is not None:
             # OpenTelemetry's server span started before this request's session was known.
             stamp_session(session_id)
@@ -229,6 +291,17 @@ class continue_session:
             if hidden is not None:
                 restore_span(hidden)
             detach_trace(trace_token)
+
+    def __del__(self) -> None:
+        if not self._entered:
+            # Issue 11: `continue_session(headers)` without `with` silently did nothing.
+            warnings.warn(
+                "continue_session(...) was never entered, so it continued nothing: "
+                "use `with continue_session(headers):` or `async with`",
+                RuntimeWarning,
+                stacklevel=1,  # called by the garbage collector: no caller to point at
+                source=self,
+            )
 
     async def __aenter__(self) -> str:
         return self.__enter__()

@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import (
     Any,
     Callable,
+    NoReturn,
     Optional,
     TypeVar,
     overload,
@@ -94,8 +95,12 @@ class session_scope:
     trace, the entering one keeps the scope's until it exits, and a
     :class:`RuntimeWarning` names the mistake.
 
+    It is not a decorator: ``@with_session(...)`` is the decorator form, and
+    using a ``session_scope`` as one raises a :class:`TypeError` that says so.
+
     Raises:
-        TypeError: ``session_id`` or ``span`` is not a ``str``.
+        TypeError: ``session_id`` or ``span`` is not a ``str`` (a function: used
+            as a decorator).
         ValueError: ``session_id`` is invalid, or given together with
             ``new=True``; ``span`` is empty; ``new=True`` with ``new_trace=False``.
     """
@@ -197,6 +202,14 @@ class session_scope:
         except (ValueError, RuntimeError):
             reset(entry[1].var, entry[1])
 
+    def __call__(self, func: object, /) -> NoReturn:
+        """Refuse to decorate ``func``: :func:`with_session` is the decorator form.
+
+        Raises:
+            TypeError: always, naming the decorator to use instead.
+        """
+        raise TypeError(_NOT_A_DECORATOR.format(scope=repr(self)))
+
     def __repr__(self) -> str:
         if self._session_id is _NEW:
             return "session_scope(new=True)"
@@ -212,11 +225,20 @@ _NEW = object()
 _last_checked_id: object = _NEW
 
 
+_NOT_A_DECORATOR = (
+    "{scope} is a context manager, not a decorator: use @with_session "
+    '(or @with_session("id"), @with_session(new=True)) to run every call of a function in a session'
+)
+
+
 def _checked_scope_id(session_id: object, new: bool) -> str | object | None:
     """Validate ``session_scope``'s arguments; return the id, ``None`` (join) or ``_NEW``."""
     global _last_checked_id  # noqa: PLW0603 - a one-entry cache, see session_scope.__init__
     if session_id is None:
         return _NEW if new else None
+    if callable(session_id) and not isinstance(session_id, str):
+        # `@session_scope` over a function: say which decorator was meant.
+        raise TypeError(_NOT_A_DECORATOR.format(scope="session_scope"))
     if new:
         raise ValueError("pass either a session_id or new=True, not both")
     _last_checked_id = session_id = validate_session_id(session_id)

@@ -73,7 +73,7 @@ def set_session_id(sid: str) -> None:
     Raises:
         TypeError: ``sid`` is not a ``str``.
         ValueError: ``sid`` is empty, longer than 256 characters, or holds a
-            control character or a lone surrogate.
+            character that is not printable (``str.isprintable()``).
     """
     session_var.set(validate_session_id(sid))
 
@@ -81,10 +81,14 @@ def set_session_id(sid: str) -> None:
 def validate_session_id(sid: object) -> str:
     """Return ``sid`` unchanged if it is a valid session id, else raise.
 
-    A valid id is a ``str`` of 1 to 256 characters that holds no control
-    character (Unicode category ``Cc``: ``\\x00``-``\\x1f``, ``\\x7f``-``\\x9f``)
-    and no lone surrogate (``\\ud800``-``\\udfff``, which cannot be encoded
-    to send).  Spaces, punctuation and non-ASCII letters are fine.
+    A valid id is a ``str`` of 1 to 256 characters, each printable as
+    ``str.isprintable()`` says: no control character (``\\r``, ``\\n``), no
+    line or paragraph separator (``\\u2028``, ``\\u2029``), no bidi control
+    (``\\u202e``), no zero-width or other format character (``\\u200b``,
+    ``\\ufeff``), no space other than the ASCII space, no lone surrogate and
+    no unassigned code point, so that no id can split or forge a log line or a
+    header.  The ASCII space, punctuation and letters and digits of any script
+    are fine.
 
     Args:
         sid: the value to check.

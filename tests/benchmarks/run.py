@@ -239,6 +239,7 @@ def build_rows() -> list[Row]:
         _guard("`inject_trace_headers`", _inject_row),
         _guard("baggage parse (2 members)", _baggage_row),
         _guard("`submit(pool, fn)` round trip", _submit_row),
+        _guard("signed session: send + receive round trip", _signed_round_trip_row),
     ]
 
 
@@ -503,6 +504,44 @@ def _submit_row(operation: str) -> Row:
             Comparison(
                 Case("pool.submit(fn).result()", "pool.submit(noop).result()", names),
                 Target(at_most=1.05),
+            )
+        ],
+    )
+
+
+def _signed_round_trip_row(operation: str) -> Row:
+    from tracectrl.context import continue_session, extract_trace_headers, propagation_headers
+    from tracectrl.session import set_session_id
+
+    carrier = {"traceparent": TRACEPARENT, "tracestate": TRACESTATE}
+
+    def in_a_session() -> None:
+        set_session_id(SESSION_ID)
+        extract_trace_headers(carrier)
+
+    names = {
+        "continue_session": continue_session,
+        "propagation_headers": propagation_headers,
+        "key": "bench-session-key-0123456789abcdef",
+    }
+    # One agent's outgoing headers, continued by the next: HMAC-SHA256 on each side.
+    return Row(
+        operation,
+        Case(
+            "signed: propagation_headers(key=) -> continue_session(key=)",
+            "with continue_session(propagation_headers(key=key), key=key): pass",
+            names,
+            setup=in_a_session,
+        ),
+        [
+            Comparison(
+                Case(
+                    "unsigned: propagation_headers() -> continue_session()",
+                    "with continue_session(propagation_headers()): pass",
+                    names,
+                    setup=in_a_session,
+                ),
+                Target(at_most=1.5),
             )
         ],
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import pytest
 from _tracing import Tracing
 from opentelemetry import context as otel_context
@@ -35,7 +37,11 @@ def test_inject_without_a_session_writes_nothing() -> None:
     carrier: dict[str, str] = {}
     PROPAGATOR.inject(carrier)
     assert carrier == {}
-    assert PROPAGATOR.fields == {"X-TraceCtrl-Session", "baggage"}
+    assert PROPAGATOR.fields == {
+        "X-TraceCtrl-Session",
+        "X-TraceCtrl-Session-Signature",
+        "baggage",
+    }
 
 
 def test_injected_session_is_extracted_back_exactly() -> None:
@@ -154,3 +160,38 @@ def test_span_processor_stamps_the_session_from_an_explicit_parent_context(
 def _sessions(tracing: Tracing) -> dict[str, object]:
     spans: tuple[ReadableSpan, ...] = tracing.exporter.get_finished_spans()
     return {span.name: (span.attributes or {}).get(SESSION_ID_ATTRIBUTE) for span in spans}
+
+
+def test_with_a_session_key_the_propagators_sign_and_adopt_only_signed_sessions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TRACECTRL_SESSION_KEY", "agents-key")
+    composite = CompositePropagator(
+        [TraceContextTextMapPropagator(), W3CBaggagePropagator(), PROPAGATOR]
+    )
+    carrier: dict[str, str] = {}
+    remote = otel_context.attach(
+        TraceContextTextMapPropagator().extract({"traceparent": TRACEPARENT})
+    )
+    try:
+        # new_trace=False: the unit keeps the remote trace, as a handler does, so
+        # OpenTelemetry's tracecontext propagator has a traceparent to sign against.
+        with session_scope("alice", new_trace=False):
+            composite.inject(carrier)
+    finally:
+        otel_context.detach(remote)
+    assert carrier["X-TraceCtrl-Session-Signature"].startswith("sha256=")
+
+    def extracted(headers: dict[str, str]) -> Optional[str]:
+        token = otel_context.attach(composite.extract(headers))
+        try:
+            return current_session_id()
+        finally:
+            otel_context.detach(token)
+
+    assert extracted(carrier) == "alice"
+    forged = {**carrier, "X-TraceCtrl-Session": "mallory", "baggage": "session.id=mallory"}
+    assert extracted(forged) is None
+    unsigned = {k: v for k, v in carrier.items() if k != "X-TraceCtrl-Session-Signature"}
+    assert extracted(unsigned) is None
+    assert extracted({**carrier, "traceparent": TRACEPARENT.replace("0af7", "1af7")}) is None

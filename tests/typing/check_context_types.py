@@ -9,7 +9,11 @@ from typing_extensions import assert_type
 from tracectrl.context import (
     BAGGAGE_SESSION_KEY,
     SESSION_HEADER,
+    SESSION_KEY_ENV_VAR,
+    SIGNATURE_HEADER,
+    SessionKeys,
     TraceContext,
+    TrustPolicy,
     continue_session,
     current_trace,
     extract_trace_headers,
@@ -49,3 +53,21 @@ async def use_async_scope(headers: HTTPMessage) -> None:
 
 
 assert_type(TraceContext("a" * 32, "b" * 16, 1), TraceContext)
+
+# Signed sessions and the trust boundary.
+assert_type(SIGNATURE_HEADER, str)
+assert_type(SESSION_KEY_ENV_VAR, str)
+assert_type(propagation_headers(key="k"), "dict[str, str]")
+assert_type(propagation_headers(key=[b"new", "old"]), "dict[str, str]")
+propagation_headers(key=7)  # type: ignore[arg-type]
+
+
+def from_gateway(headers: object) -> bool:
+    return headers is not None
+
+
+keys: SessionKeys = ("new", b"old")
+policy: TrustPolicy = from_gateway
+with continue_session({}, trust=from_gateway, key=keys, continue_untrusted_trace=False) as sid:
+    assert_type(sid, str)
+continue_session({}, trust="yes")  # type: ignore[arg-type]

@@ -67,6 +67,24 @@ wsgi_app: WSGIApplication = WSGISessionMiddleware(flask_app.wsgi_app)
 wsgi_twice: WSGIApplication = WSGISessionMiddleware(WSGISessionMiddleware(flask_app))
 WSGISessionMiddleware(raw_app)  # type: ignore[arg-type]
 
+# The middlewares' options: trust gets the ASGI scope / WSGI environ.
+starlette_app.add_middleware(
+    SessionMiddleware,
+    trust=lambda scope: scope["path"] != "/public",
+    key=["new", b"old"],
+    continue_untrusted_trace=False,
+    exclude_paths=["/health"],
+    echo_session=True,
+)
+WSGISessionMiddleware(
+    flask_app.wsgi_app,
+    trust=lambda environ: environ.get("REMOTE_ADDR") == "127.0.0.1",
+    key="k",
+    exclude_paths={"/health"},
+    echo_session=True,
+)
+SessionMiddleware(raw_app, exclude_paths=[1])  # type: ignore[list-item]
+
 # Clients
 http: requests.Session = PropagatingSession()
 assert_type(PropagatingSession().get("http://127.0.0.1"), requests.Response)

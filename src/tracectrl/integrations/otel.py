@@ -38,7 +38,7 @@ try:
         default_getter,
         default_setter,
     )
-    from opentelemetry.trace import SpanContext
+    from opentelemetry.trace import SpanContext, get_current_span
 except ImportError as error:
     raise ImportError(
         "tracectrl.integrations.otel needs the OpenTelemetry API and SDK: "
@@ -67,11 +67,16 @@ from tracectrl._baggage import merge_baggage
 from tracectrl._headers import header_values
 from tracectrl._sessionvar import session_var
 from tracectrl._trace import register_session_attributes, started_trace
+from tracectrl._tracecontext import trace_from_fields
+from tracectrl._trust import admission, session_signature
 from tracectrl._wire import (
     BAGGAGE,
     BAGGAGE_SESSION_KEY,
     SESSION_FIELD,
     SESSION_HEADER,
+    SIGNATURE_FIELD,
+    SIGNATURE_HEADER,
+    TRACEPARENT,
     encode_session_id,
     incoming_session_id,
 )
@@ -187,6 +192,11 @@ class SessionPropagator(TextMapPropagator):
     when the carrier is a mapping, merges ``session.id`` into its ``baggage``
     (so list this propagator after ``baggage``, which replaces that header).
     With no session it writes nothing.
+
+    With ``$TRACECTRL_SESSION_KEY`` set, ``inject`` also writes
+    ``X-TraceCtrl-Session-Signature`` for the current span's trace, and
+    ``extract`` adopts only sessions signed for the carrier's ``traceparent``,
+    as :class:`tracectrl.context.continue_session` does.
     """
 
     def extract(
@@ -199,10 +209,16 @@ class SessionPropagator(TextMapPropagator):
         if context is None:
             context = get_current()
         try:
-            session_id = incoming_session_id(_session_fields(carrier, getter))
+            fields = _session_fields(carrier, getter)
+            session_id = incoming_session_id(fields)
         except Exception:  # a getter or carrier that fails must not fail the request
             _log.debug("ignored a carrier whose session could not be read", exc_info=True)
             return context
+        if session_id is not None:
+            policy = admission(carrier, None, None, continue_trace=True)  # $TRACECTRL_SESSION_KEY
+            if policy is not None:
+                remote = trace_from_fields(fields.get(TRACEPARENT), None)
+                session_id = policy.admit(fields, session_id, remote)[0]
         # A marker for every request, with a session or without: the session that
         # tracectrl had in force when the request began (one a sync handler of an
         # earlier request on this thread left with set_session_id, say) is
@@ -224,14 +240,19 @@ class SessionPropagator(TextMapPropagator):
         if encoded is None:
             return
         setter.set(carrier, SESSION_HEADER, encoded)
+        span_context = get_current_span(context).get_span_context()
+        if span_context.is_valid:
+            signature = session_signature(session_id, f"{span_context.trace_id:032x}", None)
+            if signature is not None:
+                setter.set(carrier, SIGNATURE_HEADER, signature)
         if isinstance(carrier, Mapping):
             existing = header_values(carrier, BAGGAGE)
             setter.set(carrier, BAGGAGE, merge_baggage(existing, BAGGAGE_SESSION_KEY, encoded))
 
     @property
     def fields(self) -> set[str]:
-        """The header fields ``inject`` sets: ``X-TraceCtrl-Session`` and ``baggage``."""
-        return {SESSION_HEADER, BAGGAGE}
+        """The header fields ``inject`` sets: the session, its signature, and ``baggage``."""
+        return {SESSION_HEADER, SIGNATURE_HEADER, BAGGAGE}
 
 
 class _CarriedSession(NamedTuple):
@@ -276,16 +297,19 @@ def _session_in(context: Context | None) -> str | None:
     return _preferred(session_var.get(), carried)
 
 
+_AS_INJECTED = {SESSION_FIELD: SESSION_HEADER, SIGNATURE_FIELD: SIGNATURE_HEADER}
+
+
 def _session_fields(carrier: CarrierT, getter: Getter[CarrierT]) -> dict[str, list[str]]:
-    """Read the session header and ``baggage`` through ``getter``, for ``incoming_session_id``."""
+    """Read the session, ``baggage``, signature and ``traceparent`` fields through ``getter``."""
     # The getters of HTTP servers match names in any case, the default one (a
     # plain dict) does not: with it, also try the spelling that inject writes.
     exact_case = isinstance(getter, DefaultGetter)
     fields: dict[str, list[str]] = {}
-    for name in (SESSION_FIELD, BAGGAGE):
+    for name in (SESSION_FIELD, BAGGAGE, SIGNATURE_FIELD, TRACEPARENT):
         values: Optional[Iterable[object]] = getter.get(carrier, name)
-        if values is None and exact_case and name is SESSION_FIELD:
-            values = getter.get(carrier, SESSION_HEADER)
+        if values is None and exact_case and name in _AS_INJECTED:
+            values = getter.get(carrier, _AS_INJECTED[name])
         if values:
             strings = [value for value in values if isinstance(value, str)]
             if strings:
