@@ -1,0 +1,150 @@
+"""End to end: two agents over HTTP, exported to a real Phoenix, show up as sessions of turns.
+
+Agent A and Agent B (``agents.py``) run in processes of their own on
+127.0.0.1, each with the OpenTelemetry SDK and an OTLP/HTTP exporter pointed at
+a fresh ``phoenix serve``.  What Phoenix then shows, read back through its REST
+API, is what a user would see in its Sessions tab.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _phoenix import Phoenix
+
+pytestmark = pytest.mark.phoenix
+
+AGENTS = str(Path(__file__).resolve().parent / "agents.py")
+CONVERSATIONS = 4
+TURNS = 3
+#: Per turn: A's turn span and its client span; B's server span and its handler's span.
+SPANS_PER_TURN = 4
+#: How long Phoenix may take to make the exported spans readable (it inserts in batches).
+INGEST_SECONDS = 60
+
+
+def get(phoenix: Phoenix, path: str, **query: Any) -> Any:
+    url = f"{phoenix.url}{path}?{urllib.parse.urlencode(query, doseq=True)}"
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.load(response)
+
+
+def every_page(phoenix: Phoenix, path: str, limit: int) -> list[dict[str, Any]]:
+    """All items of a paged Phoenix listing, following ``next_cursor`` to the end."""
+    items: list[dict[str, Any]] = []
+    query: dict[str, Any] = {"limit": limit}
+    while True:
+        page = get(phoenix, path, **query)
+        items += page["data"]
+        if not page["next_cursor"]:
+            return items
+        query["cursor"] = page["next_cursor"]
+
+
+def spans_of(phoenix: Phoenix, project: str) -> list[dict[str, Any]]:
+    """Every span of ``project``, in OTLP form, with its attributes as a plain dict."""
+    spans = every_page(phoenix, f"/v1/projects/{project}/spans/otlpv1", limit=50)
+    for span in spans:
+        span["attributes"] = {
+            pair["key"]: next(v for v in pair["value"].values() if v is not None)
+            for pair in span.get("attributes") or []
+        }
+    return spans
+
+
+def run_agents(phoenix: Phoenix, project: str) -> list[dict[str, Any]]:
+    """Run Agent B, then Agent A's conversations against it; return what A reports."""
+    agent_b = subprocess.Popen(
+        [sys.executable, AGENTS, "agent-b", phoenix.url, project],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert agent_b.stdin is not None
+    assert agent_b.stdout is not None
+    try:
+        agent_b_url = agent_b.stdout.readline().strip()
+        assert agent_b_url.startswith("http://127.0.0.1:"), "Agent B did not start"
+        counts = (str(CONVERSATIONS), str(TURNS))
+        agent_a = subprocess.run(
+            [sys.executable, AGENTS, "agent-a", phoenix.url, project, agent_b_url, *counts],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert agent_a.returncode == 0, agent_a.stderr
+    finally:
+        agent_b.stdin.close()  # B flushes its spans to Phoenix, then exits
+        assert agent_b.wait(timeout=60) == 0
+    reports: list[dict[str, Any]] = json.loads(agent_a.stdout)
+    return reports
+
+
+def test_phoenix_shows_each_conversation_as_one_session_of_one_trace_per_turn(
+    phoenix: Phoenix,
+) -> None:
+    project = "tracectrl-two-agents"
+    reports = run_agents(phoenix, project)
+
+    # Phoenix inserts what it receives in batches: wait until every span is readable.
+    expected_spans = CONVERSATIONS * TURNS * SPANS_PER_TURN
+    deadline = time.monotonic() + INGEST_SECONDS
+    while len(spans := spans_of(phoenix, project)) < expected_spans:
+        assert time.monotonic() < deadline, (
+            f"Phoenix holds {len(spans)} of {expected_spans} spans:\n{phoenix.log_tail()}"
+        )
+        time.sleep(0.5)  # polling an external server's batch insert; nothing to wait on
+    sessions = every_page(phoenix, f"/v1/projects/{project}/sessions", limit=2)
+
+    # Exactly K sessions, each exactly the T traces of its conversation's turns.
+    assert len(reports) == CONVERSATIONS
+    assert all(len(report["traces"]) == TURNS for report in reports)
+    assert len({trace for report in reports for trace in report["traces"]}) == CONVERSATIONS * TURNS
+    shown = {s["session_id"]: sorted(t["trace_id"] for t in s["traces"]) for s in sessions}
+    assert shown == {report["session"]: sorted(report["traces"]) for report in reports}
+
+    # Every span of a turn carries its conversation's session, in both agents.
+    assert len(spans) == expected_spans
+    session_of_trace = {t: r["session"] for r in reports for t in r["traces"]}
+    unstamped = [
+        (span["attributes"]["agent"], span["name"])
+        for span in spans
+        if span["attributes"].get("session.id") != session_of_trace[span["trace_id"]]
+    ]
+    assert unstamped == []
+
+    # No span points to a parent that nobody exported: one root per trace, A's turn span.
+    by_id = {span["span_id"]: span for span in spans}
+    assert len(by_id) == len(spans)
+    orphans = [s["name"] for s in spans if s["parent_span_id"] and s["parent_span_id"] not in by_id]
+    assert orphans == []
+    by_trace: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for span in spans:
+        by_trace[span["trace_id"]].append(span)
+    assert set(by_trace) == set(session_of_trace)
+
+    for trace_id, trace_spans in by_trace.items():
+        a = [s for s in trace_spans if s["attributes"]["agent"] == "A"]
+        b = [s for s in trace_spans if s["attributes"]["agent"] == "B"]
+        assert len(a) == 2, f"trace {trace_id}: A's spans {[s['name'] for s in a]}"
+        assert len(b) == 2, f"trace {trace_id}: B's spans {[s['name'] for s in b]}"
+        roots = [s for s in trace_spans if not s["parent_span_id"]]
+        assert [s["name"] for s in roots] == ["agent A turn"], f"trace {trace_id}"
+        # A's turn span -> A's client span -> B's server span -> B's handler span.
+        (turn,) = roots
+        (client,) = [s for s in a if s is not turn]
+        (handler,) = [s for s in b if s["name"] == "agent B answers"]
+        (server,) = [s for s in b if s is not handler]
+        assert client["parent_span_id"] == turn["span_id"]
+        assert server["parent_span_id"] == client["span_id"], f"trace {trace_id}"
+        assert handler["parent_span_id"] == server["span_id"]
