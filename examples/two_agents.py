@@ -91,11 +91,18 @@ def flush_spans() -> None:
         _Spans.provider.shutdown()
 
 
-def span(name: str) -> AbstractContextManager[object]:
-    """A span for the block when --otlp is on in this process; nothing otherwise."""
+def span(name: str, kind: str, **attributes: str) -> AbstractContextManager[Any]:
+    """A span for the block when --otlp is on in this process (``None`` otherwise).
+
+    ``kind`` and ``attributes`` follow OpenInference, the convention Arize
+    Phoenix reads: its Sessions tab shows a turn's ``input.value`` and
+    ``output.value``.
+    """
     if _Spans.provider is None:
         return nullcontext()
-    return _Spans.provider.get_tracer("two_agents").start_as_current_span(name)
+    tracer = _Spans.provider.get_tracer("two_agents")
+    attributes["openinference.span.kind"] = kind
+    return tracer.start_as_current_span(name, attributes=attributes)
 
 
 def where(agent: str, step: str) -> Report:
@@ -113,7 +120,7 @@ def where(agent: str, step: str) -> Report:
 
 def search_tool(query: str) -> Report:
     """A tool call: runs in a pool worker, thread or process, and says what it saw."""
-    with span("B: search tool"):
+    with span("B: search tool", "TOOL", **{"input.value": query}):
         return where("B", f"tool {query!r}")
 
 
@@ -125,7 +132,7 @@ class AgentB(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        with continue_session(self.headers), span("B: answer"):
+        with continue_session(self.headers), span("B: answer", "CHAIN"):
             reports = [where("B", "handler")]
             calls = [
                 submit(self.threads, search_tool, f"{body['prompt']} (thread pool)"),
@@ -169,13 +176,16 @@ def follow_up(session_id: str, prompt: str, agent_b_url: str) -> list[Report]:
 
 def ask_agent_b(prompt: str, agent_b_url: str) -> list[Report]:
     """One turn: ask Agent B over HTTP, carrying the session and the trace."""
-    with span(f"A: {prompt}"):
+    with span("A: turn", "AGENT", **{"input.value": prompt}) as turn:
         # propagation_headers() starts the turn's trace when none is current yet.
         response = requests.post(
             agent_b_url, json={"prompt": prompt}, headers=propagation_headers()
         )
         response.raise_for_status()
-        return [where("A", "entrypoint, after calling B"), *response.json()["reports"]]
+        reports: list[Report] = response.json()["reports"]
+        if turn is not None:
+            turn.set_attribute("output.value", f"Agent B answered after {len(reports) - 1} tools")
+        return [where("A", "entrypoint, after calling B"), *reports]
 
 
 def reply(handler: BaseHTTPRequestHandler, payload: object) -> None:
