@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from tracectrl import _trace
+from tracectrl import _trace, session_scope
 from tracectrl._trace import TraceContext, attach_trace, current_trace
 from tracectrl._tracecontext import parse_traceparent
 from tracectrl.context import (
@@ -52,16 +52,26 @@ def test_the_trace_lives_where_the_backend_under_test_keeps_it(trace_backend: st
 # inject_trace_headers ------------------------------------------------------------
 
 
-def test_inject_without_a_trace_starts_one_and_keeps_it_current() -> None:
+def test_inject_outside_any_unit_sends_a_trace_of_its_own_and_leaves_none() -> None:
     assert current_trace() is None
     first = sent_parent(inject_trace_headers())
-    started = current_trace()
-    assert started is not None
-    assert started.trace_id == first[0]
+    assert current_trace() is None
     assert first[2] == 0x03  # sampled and random
     second = sent_parent(inject_trace_headers())
-    assert second[0] == first[0]
-    assert second[1] != first[1]
+    assert second[0] != first[0]
+    assert current_trace() is None
+
+
+def test_inject_inside_a_scope_sends_the_units_trace_with_a_new_parent_id_per_call() -> None:
+    with session_scope("s-1"):
+        first = sent_parent(inject_trace_headers())
+        started = current_trace()
+        assert started is not None
+        assert started.trace_id == first[0]
+        second = sent_parent(inject_trace_headers())
+        assert second[0] == first[0]
+        assert second[1] != first[1]
+    assert current_trace() is None
 
 
 def test_inject_keeps_trace_id_and_flags_with_a_new_parent_id_per_call() -> None:
@@ -194,12 +204,12 @@ def test_extract_logs_ignored_values_at_debug_without_raw_control_characters(
 
 
 def test_propagation_headers_carry_trace_session_header_and_baggage() -> None:
-    session_id = new_session()
-    headers = propagation_headers()
+    with session_scope(new=True) as session_id:
+        headers = propagation_headers()
+        trace = current_trace()
     assert set(headers) == {"traceparent", SESSION_HEADER, "baggage"}
     assert headers[SESSION_HEADER] == session_id
     assert headers["baggage"] == f"{BAGGAGE_SESSION_KEY}={session_id}"
-    trace = current_trace()
     assert trace is not None
     assert sent_parent(headers)[0] == trace.trace_id
 

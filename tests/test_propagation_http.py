@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
+from tracectrl import session_scope
 from tracectrl._trace import current_trace
 from tracectrl.context import (
     continue_session,
@@ -106,30 +107,43 @@ def test_seed_snippets_carry_session_and_trace_from_agent_a_to_agent_b(
     response = requests.post(url, headers=headers)
 
     seen = response.json()
-    trace = current_trace()
-    assert trace is not None
+    _, sent_trace_id, sent_parent_id, _ = headers["traceparent"].split("-")
     assert seen["session"] == current_session_id()
-    assert seen["trace_id"] == trace.trace_id
-    # B continues A's trace with the parent-id A sent for this call, a new one.
-    sent_parent_id = headers["traceparent"].split("-")[2]
+    assert seen["trace_id"] == sent_trace_id
+    # B continues A's trace with the parent-id A sent for this call.
     assert seen["parent_id"] == sent_parent_id
-    assert sent_parent_id != trace.span_id
     # B's own onward calls stay in the trace, each with a parent-id of its own.
     onward = seen["onward_traceparent"].split("-")
-    assert onward[1] == trace.trace_id
-    assert onward[2] not in {sent_parent_id, trace.span_id}
+    assert onward[1] == sent_trace_id
+    assert onward[2] != sent_parent_id
+    # A's call was made outside any unit of work: its trace is not left in force.
+    assert current_trace() is None
 
 
-def test_each_seed_call_has_the_same_trace_and_a_new_parent_id(seed_agent_b: str) -> None:
+def test_seed_calls_outside_any_unit_each_get_their_own_trace(seed_agent_b: str) -> None:
     new_session()
     seen = []
     for _ in range(3):
         headers = inject_trace_headers()
         headers["X-TraceCtrl-Session"] = current_session_id()
         seen.append(requests.post(seed_agent_b, headers=headers, timeout=DEADLOCK_GUARD).json())
-    assert len({reply["trace_id"] for reply in seen}) == 1
-    assert len({reply["parent_id"] for reply in seen}) == 3
+    assert len({reply["trace_id"] for reply in seen}) == 3
     assert {reply["session"] for reply in seen} == {current_session_id()}
+
+
+def test_each_call_of_one_unit_has_the_same_trace_and_a_new_parent_id(seed_agent_b: str) -> None:
+    seen = []
+    with session_scope(new=True):
+        for _ in range(3):
+            headers = inject_trace_headers()
+            headers["X-TraceCtrl-Session"] = current_session_id()
+            seen.append(requests.post(seed_agent_b, headers=headers, timeout=DEADLOCK_GUARD).json())
+        trace = current_trace()
+        session_id = current_session_id()
+    assert trace is not None
+    assert {reply["trace_id"] for reply in seen} == {trace.trace_id}
+    assert len({reply["parent_id"] for reply in seen}) == 3
+    assert {reply["session"] for reply in seen} == {session_id}
 
 
 @pytest.mark.parametrize(
@@ -139,10 +153,10 @@ def test_each_seed_call_has_the_same_trace_and_a_new_parent_id(seed_agent_b: str
 def test_propagation_headers_and_continue_session_over_http(
     scoped_agent_b: str, session_id: str
 ) -> None:
-    set_session_id(session_id)
-    headers = propagation_headers()
-    seen = requests.post(scoped_agent_b, headers=headers, timeout=DEADLOCK_GUARD).json()
-    trace = current_trace()
+    with session_scope(session_id):
+        headers = propagation_headers()
+        seen = requests.post(scoped_agent_b, headers=headers, timeout=DEADLOCK_GUARD).json()
+        trace = current_trace()
     assert trace is not None
     assert seen["session"] == session_id
     assert seen["trace_id"] == trace.trace_id

@@ -178,7 +178,7 @@ def test_new_ids_are_lowercase_hex_of_the_right_length() -> None:
 
 def test_new_ids_are_never_all_zeros(monkeypatch: pytest.MonkeyPatch) -> None:
     draws = iter([0, 5, 0, 7])
-    monkeypatch.setattr("tracectrl._tracecontext.getrandbits", lambda bits: next(draws))
+    monkeypatch.setattr("tracectrl._trace.getrandbits", lambda bits: next(draws))
     assert new_trace_id() == f"{5:032x}"
     assert new_span_id() == f"{7:016x}"
 

@@ -18,9 +18,10 @@ built only if OpenTelemetry asks.
 from __future__ import annotations
 
 import functools
-from contextvars import Token
-from typing import Optional
+from contextvars import ContextVar, Token
+from typing import Any, Callable, Optional
 
+from opentelemetry import context as otel_context_module
 from opentelemetry.context import Context, attach, get_current
 from opentelemetry.trace import (
     INVALID_SPAN,
@@ -34,7 +35,8 @@ from opentelemetry.trace import (
 )
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE, TraceState
 
-from tracectrl._trace import TraceContext
+from tracectrl._tokens import reset
+from tracectrl._trace import TraceContext, TraceValue
 from tracectrl._tracecontext import tracestate_items
 
 
@@ -56,7 +58,7 @@ class OpenTelemetryBridge:
         span started later (or extracted by OpenTelemetry's own propagators) is
         converted, ``is_remote`` false for a local span.  No valid span: ``None``.
         """
-        span = get_current().get(_SPAN_KEY)
+        span = _current_context().get(_SPAN_KEY)
         if type(span) is _AttachedTraceSpan:
             return span.trace
         if span is None or span is INVALID_SPAN:
@@ -71,7 +73,52 @@ class OpenTelemetryBridge:
         self._last_converted = (span, trace)
         return trace
 
-    def attach_trace(self, trace: TraceContext | None) -> Token[Optional[TraceContext]]:
+    def hide_span(self) -> object | None:
+        """Make no span current, for a unit of work that starts a new trace; return the token.
+
+        ``None`` when no valid span is current: nothing to hide, nothing attached.
+        """
+        context = _current_context()
+        span = context.get(_SPAN_KEY)
+        if span is None or span is INVALID_SPAN:
+            return None
+        if type(span) is not _AttachedTraceSpan and not (
+            isinstance(span, Span) and span.get_span_context().is_valid
+        ):
+            return None
+        values = context.copy()
+        values[_SPAN_KEY] = INVALID_SPAN
+        return attach(Context(values))
+
+    def stamp_session(self, session_id: str, names: tuple[str, ...]) -> None:
+        """Set the session under ``names`` on the current local span where it lacks them."""
+        span = _current_context().get(_SPAN_KEY)
+        if span is None or type(span) is _AttachedTraceSpan or not isinstance(span, Span):
+            return
+        try:
+            if not span.is_recording():
+                return
+            attributes = getattr(span, "attributes", None)
+            for name in names:
+                if attributes is None or name not in attributes:
+                    span.set_attribute(name, session_id)
+        except Exception:  # a span implementation that refuses: leave it as it is
+            return
+
+    def context(self) -> object:
+        """Return OpenTelemetry's current context (what a unit of work restores on exit)."""
+        return _current_context()
+
+    def restore_context(self, saved: object) -> None:
+        """Make ``saved`` current again unless it still is; no token is kept, none is needed."""
+        if _current_context() is not saved:
+            _set_current_context(saved)
+
+    def restore_span(self, token: object) -> None:
+        """Undo :meth:`hide_span`, safely even from another context."""
+        reset(token.var, token)  # type: ignore[attr-defined]
+
+    def attach_trace(self, trace: TraceContext | None) -> Token[TraceValue]:
         """Make ``trace`` OpenTelemetry's current span context; return the token to detach it.
 
         ``None`` makes no span current, so the next span starts a new trace.
@@ -100,6 +147,20 @@ class OpenTelemetryBridge:
         # Tokens are opaque to tracectrl; this one resets OpenTelemetry's context variable.
         return attach(Context(values))  # type: ignore[return-value]
 
+
+def _look_up_current_context() -> tuple[Callable[[], Context], Callable[[Any], object]]:
+    # OpenTelemetry's context lives in one ContextVar in its default runtime
+    # context; reading it directly skips two Python calls of get_current(),
+    # which every unit of work makes.  Any other runtime context is read and
+    # written through the public functions.
+    runtime = getattr(otel_context_module, "_RUNTIME_CONTEXT", None)
+    variable = getattr(runtime, "_current_context", None)
+    if isinstance(variable, ContextVar):
+        return variable.get, variable.set
+    return get_current, attach
+
+
+_current_context, _set_current_context = _look_up_current_context()
 
 #: The bridge :mod:`tracectrl._trace` delegates to.
 BRIDGE = OpenTelemetryBridge()

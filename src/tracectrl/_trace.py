@@ -8,17 +8,23 @@ importable, the three functions read and write OpenTelemetry's current span
 instead (see :mod:`tracectrl._otel_bridge`).
 
 A trace tracectrl *starts* (no ``traceparent`` came in) is the exception: it
-always lives in the ContextVar, via :func:`attach_started_trace`.  Made
-OpenTelemetry's current span, its random parent-id would become the parent of
-every span started below it, a parent that no service ever exports.  With
-OpenTelemetry, a valid current span wins over it.
+always lives in the ContextVar.  Made OpenTelemetry's current span, its random
+parent-id would become the parent of every span started below it, a parent
+that no service ever exports.  With OpenTelemetry, a valid current span wins
+over it.
+
+A unit of work (a scope entry that starts a trace) puts a :class:`UnitTrace`
+in the ContextVar: a holder whose ids are made on the first read, so that a
+scope nobody reads a trace in pays for no ids.  Every reader in the unit,
+child tasks and threads included, shares the holder and so the trace id.
 """
 
 from __future__ import annotations
 
 import logging
 from contextvars import ContextVar, Token
-from typing import NamedTuple, Optional, Protocol
+from random import getrandbits
+from typing import NamedTuple, Optional, Protocol, Union
 
 from tracectrl._tokens import reset
 
@@ -39,28 +45,110 @@ class TraceContext(NamedTuple):
     is_remote: bool = True
 
 
-_trace_context: ContextVar[Optional[TraceContext]] = ContextVar(
-    "tracectrl_trace_context", default=None
-)
+def new_trace() -> TraceContext:
+    """Start a trace: random trace-id and parent-id, the sampled and random flags set."""
+    # 0x03: sampled, and random (Level 2: the trace-id's right-most 7 bytes are random).
+    return TraceContext(new_trace_id(), new_span_id(), 0x03, "", True)
+
+
+def new_trace_id() -> str:
+    """Return a random trace-id: 32 lowercase hex digits, never all zeros."""
+    bits = getrandbits(128)
+    while not bits:
+        bits = getrandbits(128)
+    return f"{bits:032x}"
+
+
+def new_span_id() -> str:
+    """Return a random parent-id: 16 lowercase hex digits, never all zeros."""
+    bits = getrandbits(64)
+    while not bits:
+        bits = getrandbits(64)
+    return f"{bits:016x}"
+
+
+class UnitTrace:
+    """The trace of one unit of work, started on its first read.
+
+    ``trace`` is ``None`` until :meth:`resolve` makes the ids.  Two threads
+    reading at once may both make one; the assignment is atomic and the first
+    one stored is kept, so every reader returns the same trace.
+    """
+
+    __slots__ = ("trace",)
+
+    def __init__(self) -> None:
+        self.trace: Optional[TraceContext] = None
+
+    def resolve(self) -> TraceContext:
+        """Return the unit's trace, making its ids now if nobody has read it yet."""
+        trace = self.trace
+        if trace is None:
+            made = new_trace()
+            # setdefault-like under the GIL: keep whichever trace was stored first.
+            trace = self.trace
+            if trace is None:
+                self.trace = trace = made
+        return trace
+
+
+#: What the ContextVar holds: a trace, a unit's holder, or nothing.
+TraceValue = Union[TraceContext, UnitTrace, None]
+
+_trace_context: ContextVar[TraceValue] = ContextVar("tracectrl_trace_context", default=None)
+
+# Bound once: each scope entry calls these (see the comment above _set_session in scope.py).
+get_trace_state = _trace_context.get
+set_trace_state = _trace_context.set
+reset_trace_state = _trace_context.reset
 
 
 def current_trace() -> TraceContext | None:
     """Return the trace in force in this context, or ``None``."""
     bridge = _bridge
-    if bridge is None:
-        return _trace_context.get()
-    trace = bridge.current_trace()
-    return _trace_context.get() if trace is None else trace
+    if bridge is not None:
+        trace = bridge.current_trace()
+        if trace is not None:
+            return trace
+    state = _trace_context.get()
+    if state is None or state.__class__ is TraceContext:
+        return state  # type: ignore[return-value]
+    return state.resolve()  # type: ignore[union-attr]
 
 
-def attach_started_trace(trace: TraceContext) -> Token[Optional[TraceContext]]:
+def trace_in_force() -> bool:
+    """Say whether a trace, or a unit's unread one, is in force, without making any ids."""
+    if _trace_context.get() is not None:
+        return True
+    bridge = _bridge
+    return bridge is not None and bridge.current_trace() is not None
+
+
+def attach_started_trace(trace: TraceContext) -> Token[TraceValue]:
     """Make a trace tracectrl started current, outside OpenTelemetry's context; see above."""
     return _trace_context.set(trace)
 
 
 def is_started(trace: TraceContext) -> bool:
     """Say whether ``trace``, returned by :func:`current_trace`, is one tracectrl started."""
-    return _bridge is not None and trace is _trace_context.get()
+    if _bridge is None:
+        return False
+    state = _trace_context.get()
+    return trace is state or (state.__class__ is UnitTrace and trace is state.trace)  # type: ignore[union-attr]
+
+
+def started_trace() -> TraceContext | None:
+    """Return the trace tracectrl started for the unit of work in force, or ``None``.
+
+    Makes the unit's ids if nobody has read them yet; a trace that came in
+    (extracted) is not a started one.
+    """
+    state = _trace_context.get()
+    if state is None:
+        return None
+    if state.__class__ is UnitTrace:
+        return state.resolve()  # type: ignore[union-attr]
+    return None
 
 
 def clear_trace() -> None:
@@ -70,7 +158,7 @@ def clear_trace() -> None:
         _bridge.attach_trace(None)
 
 
-def attach_trace(trace: TraceContext | None) -> Token[Optional[TraceContext]]:
+def attach_trace(trace: TraceContext | None) -> Token[TraceValue]:
     """Make ``trace`` current; return the token that :func:`detach_trace` takes."""
     bridge = _bridge
     if bridge is None:
@@ -78,7 +166,7 @@ def attach_trace(trace: TraceContext | None) -> Token[Optional[TraceContext]]:
     return bridge.attach_trace(trace)
 
 
-def detach_trace(token: Token[Optional[TraceContext]]) -> None:
+def detach_trace(token: Token[TraceValue]) -> None:
     """Undo :func:`attach_trace` with its token, safely even from another context.
 
     Every token is a :class:`contextvars.Token`, of tracectrl's variable or of
@@ -88,12 +176,77 @@ def detach_trace(token: Token[Optional[TraceContext]]) -> None:
     reset(token.var, token)
 
 
+def hide_span() -> object | None:
+    """Take OpenTelemetry's current span out of force for a new trace; return what undoes it.
+
+    ``None`` (nothing to undo) without OpenTelemetry or when no valid span is
+    current, the usual case at the start of a unit of work.
+    """
+    bridge = _bridge
+    return None if bridge is None else bridge.hide_span()
+
+
+def restore_span(token: object) -> None:
+    """Undo :func:`hide_span` with what it returned (not ``None``)."""
+    bridge = _bridge
+    if bridge is not None:
+        bridge.restore_span(token)
+
+
+#: The span attributes that hold the session: those of every ``SessionSpanProcessor`` made.
+session_attributes: dict[str, None] = {}
+
+
+def register_session_attributes(names: tuple[str, ...]) -> None:
+    """Record the attribute names a ``SessionSpanProcessor`` stamps, for :func:`stamp_session`."""
+    for name in names:
+        session_attributes[name] = None
+
+
+def stamp_session(session_id: str) -> None:
+    """Give the local span in force (a server span started before the session was known) the session.
+
+    Only a recording span that lacks the attribute is changed, and only under
+    the names a ``SessionSpanProcessor`` stamps; without one, nothing.
+    """
+    bridge = _bridge
+    if bridge is not None and session_attributes:
+        bridge.stamp_session(session_id, tuple(session_attributes))
+
+
+def otel_context() -> object | None:
+    """Return OpenTelemetry's current context, to restore on exit; ``None`` without OpenTelemetry."""
+    bridge = _bridge
+    return None if bridge is None else bridge.context()
+
+
+def restore_otel_context(saved: object) -> None:
+    """Make ``saved`` OpenTelemetry's current context again if something replaced it.
+
+    What :func:`tracectrl.context.extract_trace_headers` attaches inside a
+    unit of work has no token; this undoes it when the unit ends.
+    """
+    bridge = _bridge
+    if bridge is not None:
+        bridge.restore_context(saved)
+
+
 class _Bridge(Protocol):
     """Where the current trace lives instead of the ContextVar: OpenTelemetry's context."""
 
     def current_trace(self) -> TraceContext | None: ...
 
-    def attach_trace(self, trace: TraceContext | None) -> Token[Optional[TraceContext]]: ...
+    def attach_trace(self, trace: TraceContext | None) -> Token[TraceValue]: ...
+
+    def hide_span(self) -> object | None: ...
+
+    def restore_span(self, token: object) -> None: ...
+
+    def context(self) -> object: ...
+
+    def stamp_session(self, session_id: str, names: tuple[str, ...]) -> None: ...
+
+    def restore_context(self, saved: object) -> None: ...
 
 
 class _BridgeLookup:
@@ -109,9 +262,30 @@ class _BridgeLookup:
         _look_up_bridge()
         return current_trace()
 
-    def attach_trace(self, trace: TraceContext | None) -> Token[Optional[TraceContext]]:
+    def attach_trace(self, trace: TraceContext | None) -> Token[TraceValue]:
         _look_up_bridge()
         return attach_trace(trace)
+
+    def hide_span(self) -> object | None:
+        _look_up_bridge()
+        return hide_span()
+
+    def restore_span(self, token: object) -> None:
+        _look_up_bridge()
+        restore_span(token)
+
+    def context(self) -> object:
+        _look_up_bridge()
+        return otel_context()
+
+    def stamp_session(self, session_id: str, names: tuple[str, ...]) -> None:
+        _look_up_bridge()
+        stamp_session(session_id)
+
+    def restore_context(self, saved: object) -> None:
+        _look_up_bridge()
+        if saved is not None:
+            restore_otel_context(saved)
 
 
 def _look_up_bridge() -> None:

@@ -18,7 +18,7 @@ import re
 from random import getrandbits
 from typing import TYPE_CHECKING
 
-from tracectrl._trace import TraceContext
+from tracectrl._trace import TraceContext, new_span_id, new_trace, new_trace_id
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -239,27 +239,6 @@ def tracestate_items(tracestate: str) -> list[tuple[str, str]]:
             key, _, value = member.partition("=")
             pairs.append((key, value))
     return pairs
-
-
-def new_trace() -> TraceContext:
-    """Start a trace: random trace-id and parent-id, the sampled and random flags set."""
-    return TraceContext(new_trace_id(), new_span_id(), FLAG_SAMPLED | FLAG_RANDOM, "", True)
-
-
-def new_trace_id() -> str:
-    """Return a random trace-id: 32 lowercase hex digits, never all zeros."""
-    bits = getrandbits(128)
-    while not bits:
-        bits = getrandbits(128)
-    return f"{bits:032x}"
-
-
-def new_span_id() -> str:
-    """Return a random parent-id: 16 lowercase hex digits, never all zeros."""
-    bits = getrandbits(64)
-    while not bits:
-        bits = getrandbits(64)
-    return f"{bits:016x}"
 
 
 def preview(value: str) -> str:

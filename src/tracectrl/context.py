@@ -31,11 +31,16 @@ from tracectrl._sessionvar import fresh_session_id, session_var
 from tracectrl._tokens import reset_latest
 from tracectrl._trace import (
     TraceContext,
-    attach_started_trace,
+    TraceValue,
+    UnitTrace,
     attach_trace,
     clear_trace,
     current_trace,
     detach_trace,
+    hide_span,
+    restore_span,
+    set_trace_state,
+    stamp_session,
 )
 from tracectrl._tracecontext import (
     new_trace,
@@ -81,10 +86,13 @@ def inject_trace_headers(headers: Mapping[str, str] | None = None) -> dict[str, 
     The trace-id and flags of the current trace are kept and ``tracestate`` is
     passed on unchanged (cut to 512 characters by whole entries if longer).
     The parent-id is new for every call when the current trace came from
-    another process, and the current span's id when it is a local span.  With
-    no current trace, one is started (random trace-id, sampled and random
-    flags) and stays current for the rest of this thread or task, so later
-    calls share it; other threads and tasks are not affected.
+    another process or was started by tracectrl, and the current span's id
+    when it is a local span.  Inside a unit of work (a scope, a decorated
+    call, a continued request) the unit's trace is sent, its ids made now if
+    nobody has read them yet.  Outside any unit, with no trace in force, the
+    call gets a trace of its own (random trace-id, sampled and random flags)
+    and nothing is left in force: a call made at start-up never puts later
+    work into its trace.
 
     ``headers`` is copied, not changed; its own ``traceparent``/``tracestate``
     fields, in any case, are replaced.  The session is not sent: add
@@ -127,7 +135,8 @@ def propagation_headers(headers: Mapping[str, str] | None = None) -> dict[str, s
     """Return ``headers`` plus everything the callee needs to continue this trace and session.
 
     That is ``traceparent`` and ``tracestate`` as :func:`inject_trace_headers`
-    makes them (starting a trace if none is current), ``X-TraceCtrl-Session``
+    makes them (the unit of work's trace; outside any, a trace of the call's
+    own, left nowhere in force), ``X-TraceCtrl-Session``
     with the percent-encoded session id, and ``baggage`` with ``session.id``
     first, merged into the valid members of the baggage in ``headers``.  Every
     value it adds is visible ASCII.  With no session in this thread or task,
@@ -159,8 +168,11 @@ class continue_session:
 
     Use ``with continue_session(request.headers) as session_id:`` (or ``async
     with``); ``headers`` is any headers object :func:`extract_trace_headers`
-    reads.  The trace is the incoming one when ``traceparent`` is valid, else a
-    new trace.  The session is taken from ``X-TraceCtrl-Session``, else from
+    reads.  The trace is the incoming one when ``traceparent`` is valid, else
+    a new trace whose ids are made on first read, never one left in force by
+    earlier work (with OpenTelemetry, a span in its context that did not come
+    from this request's server instrumentation is taken out of force for the
+    request).  The session is taken from ``X-TraceCtrl-Session``, else from
     ``baggage`` ``session.id``, else a new one is started as
     :func:`tracectrl.session.new_session` would pick it (a UUID if
     ``$TRACECTRL_SESSION_ID`` is invalid).  Malformed, oversized or invalid
@@ -181,15 +193,27 @@ class continue_session:
         # (tokens are not hashable; an open entry keeps its token alive), the trace
         # token taken by the same entry.
         self._session_tokens: list[Token[Optional[str]]] = []
-        self._trace_tokens: dict[int, Token[Optional[TraceContext]]] = {}
+        self._trace_tokens: dict[int, tuple[Token[TraceValue], object | None]] = {}
 
     def __enter__(self) -> str:
         fields = header_fields(self._headers, ALL_NAMES)
-        trace = trace_from_fields(fields.get(TRACEPARENT), fields.get(TRACESTATE)) or _local_trace()
-        trace_token = attach_started_trace(new_trace()) if trace is None else attach_trace(trace)
+        local = _local_trace()
+        trace = trace_from_fields(fields.get(TRACEPARENT), fields.get(TRACESTATE)) or local
+        hidden = None
+        if trace is None:
+            # No traceparent and no server span: a new unit of work.  A remote
+            # span left in OpenTelemetry's context by earlier work is hidden,
+            # so that this request never joins another request's trace.
+            trace_token = set_trace_state(UnitTrace())
+            hidden = hide_span()
+        else:
+            trace_token = attach_trace(trace)
         session_id = incoming_session_id(fields) or _new_session_id()
+        if local is not None:
+            # OpenTelemetry's server span started before this request's session was known.
+            stamp_session(session_id)
         session_token = session_var.set(session_id)
-        self._trace_tokens[id(session_token)] = trace_token
+        self._trace_tokens[id(session_token)] = (trace_token, hidden)
         self._session_tokens.append(session_token)
         return session_id
 
@@ -201,7 +225,10 @@ class continue_session:
     ) -> None:
         undone = reset_latest(session_var, self._session_tokens)
         if undone is not None:
-            detach_trace(self._trace_tokens.pop(id(undone)))
+            trace_token, hidden = self._trace_tokens.pop(id(undone))
+            if hidden is not None:
+                restore_span(hidden)
+            detach_trace(trace_token)
 
     async def __aenter__(self) -> str:
         return self.__enter__()
@@ -226,8 +253,7 @@ def _local_trace() -> TraceContext | None:
 def _add_trace_headers(headers: dict[str, str]) -> None:
     trace = current_trace()
     if trace is None:
-        trace = new_trace()
-        attach_started_trace(trace)
+        trace = new_trace()  # outside any unit of work: this call's own, left nowhere
     headers[TRACEPARENT] = outgoing_traceparent(trace)
     if trace.tracestate:
         headers[TRACESTATE] = outgoing_tracestate(trace.tracestate)

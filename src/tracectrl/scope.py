@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import AsyncGenerator, Generator
-from contextvars import Token
+from collections.abc import AsyncGenerator, Generator, Mapping
 from types import TracebackType
 from typing import (
     Any,
@@ -24,18 +23,33 @@ from typing import (
 from typing_extensions import ParamSpec
 
 from tracectrl._sessionvar import fresh_session_id, session_var
-from tracectrl._tokens import reset, reset_latest
+from tracectrl._span import AttributeValue
+from tracectrl._tokens import reset
+from tracectrl._trace import reset_trace_state, restore_otel_context
+from tracectrl._unit import (
+    Entry,
+    SpanRequest,
+    enter,
+    leave,
+    leave_latest,
+    resume,
+    suspend,
+)
+from tracectrl._unit import (
+    leave_extras as _leave_extras,
+)
 from tracectrl.session import current_session_id, validate_session_id
 
-__all__ = ["SessionIdFactory", "session_scope", "with_session"]
+__all__ = ["AttributeValue", "SessionIdFactory", "session_scope", "with_session"]
 
 # Bound once, here.  CPython 3.11+ compiles ``name.method(...)`` on a name bound by
 # ``import`` as an attribute load that makes a new bound-method object on every
 # call (the method-call fast path is kept for other names), which was a third of
 # the cost of entering and exiting a scope.
-_set_session = session_var.set
 _reset_session = session_var.reset
-_get_session = session_var.get
+_reset_trace = reset_trace_state
+_restore_otel_context = restore_otel_context
+_enter = enter
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -44,46 +58,76 @@ _R = TypeVar("_R")
 #: (``None``: join the current session or start one).
 SessionIdFactory = Callable[..., Optional[str]]
 
+#: The span attributes ``attributes=`` takes: OpenTelemetry's attribute values.
+SpanAttributes = Mapping[str, AttributeValue]
+
 
 class session_scope:
-    """Put a session in force for a ``with`` or ``async with`` block, then restore the previous one.
+    """Put a session, and a trace for the unit of work, in force for a block, then restore both.
 
     ``session_id`` given: that id (validated now, so a bad id raises here, before
     the block).  Otherwise the block *joins* the session in force, or starts one
     like :func:`tracectrl.new_session` when there is none; ``new=True`` always
     starts one.  Entering returns the session id in force inside the block.
 
-    Exit resets the session with the token taken on entry, whether the block
-    returns, raises or is cancelled, so a ``set_session_id`` inside the block is
-    undone too.  One scope object may be entered nested or by many tasks at once:
-    each entry keeps its own token.  Exiting in another task or thread than the one
-    that entered does not raise: the previous value is restored in the exiting
-    context and a :class:`RuntimeWarning` names the mistake.
+    The block is one unit of work, with one trace.  It starts a new trace when
+    it starts a session (``new=True``) or changes the session in force (a
+    trace belongs to one session); when its session is the one in force, it
+    keeps the trace in force, or starts one for the block if there is none.
+    ``new_trace=True`` / ``new_trace=False`` override both rules.  The trace's
+    ids are made on the first read (a log line, an outgoing call, a span), so
+    a block nobody reads a trace in makes none.
+
+    ``span="name"`` starts an OpenTelemetry span (tracer ``tracectrl``, kind
+    INTERNAL, ``session.id`` and ``attributes`` set) that is current for the
+    block; a raise records the exception and sets ERROR status.  A span of a
+    block that starts a new trace is a root, linked to the trace in force
+    before.  Without ``opentelemetry-api`` installed, ``span=`` does nothing.
+
+    Exit restores the session, the trace and OpenTelemetry's current span from
+    before the entry, whether the block returns, raises or is cancelled, so a
+    ``set_session_id`` inside the block is undone too.  One scope object may be
+    entered nested or by many tasks at once: each entry keeps its own tokens.
+    Exiting in another task or thread than the one that entered does not raise:
+    the previous values are restored in the exiting context and a
+    :class:`RuntimeWarning` names the mistake.
 
     Raises:
-        TypeError: ``session_id`` is not a ``str``.
-        ValueError: ``session_id`` is invalid, or given together with ``new=True``.
+        TypeError: ``session_id`` or ``span`` is not a ``str``.
+        ValueError: ``session_id`` is invalid, or given together with
+            ``new=True``; ``span`` is empty; ``new=True`` with ``new_trace=False``.
     """
 
-    __slots__ = ("_session_id", "_tokens")
+    __slots__ = ("_entries", "_new_trace", "_session_id", "_span")
 
-    def __init__(self, session_id: str | None = None, *, new: bool = False) -> None:
+    def __init__(
+        self,
+        session_id: str | None = None,
+        *,
+        new: bool = False,
+        new_trace: bool | None = None,
+        span: str | None = None,
+        attributes: SpanAttributes | None = None,
+    ) -> None:
         # The identity check skips re-validating the id the previous scope was built with,
         # which keeps `with session_scope(sid):` in a loop near the cost of a bare set/reset.
         mode: str | object | None = session_id
         if session_id is not _last_checked_id or new:
             mode = _checked_scope_id(session_id, new)
         self._session_id = mode
-        # One token per open entry, newest last, touched only by single list
-        # operations, each atomic (see reset_latest): threads sharing the object
-        # never lose or take each other's token.
-        self._tokens: list[Token[Optional[str]]] = []
+        self._new_trace = _trace_rule(new, new_trace)
+        self._span = None if span is None else _span_request(span, attributes)
+        # One entry per open entry (session token, trace token, extras), newest
+        # last, touched only by single list operations, each atomic (see
+        # reset_latest): threads sharing the object never lose or take each
+        # other's entry.
+        self._entries: list[Entry] = []
 
     def __enter__(self) -> str:
         session_id = self._session_id
         if session_id.__class__ is not str:
             session_id = _resolve_joined(session_id is _NEW)
-        self._tokens.append(_set_session(session_id))
+        self._entries.append(_enter(session_id, self._new_trace, self._span))
         return session_id
 
     def __exit__(
@@ -92,14 +136,23 @@ class session_scope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        tokens = self._tokens
+        entries = self._entries
         try:
-            token = tokens[-1]
-            _reset_session(token)
+            entry = entries[-1]
+            _reset_session(entry[0])
         except (ValueError, RuntimeError, IndexError):
-            reset_latest(session_var, tokens)  # another task's entry is newest, or none is open
-        else:
-            tokens.remove(token)  # by identity: other threads may have added theirs since
+            leave_latest(entries, exc)  # another task's entry is newest, or none is open
+            return
+        entries.remove(entry)  # by identity: other threads may have added theirs since
+        extras = entry[2]
+        if extras is not None:
+            _leave_extras(extras, exc)
+        if entry[3] is not None:
+            _restore_otel_context(entry[3])
+        try:
+            _reset_trace(entry[1])
+        except (ValueError, RuntimeError):
+            reset(entry[1].var, entry[1])
 
     # The async methods repeat the sync bodies rather than call them: one call less
     # keeps `async with` within the cost target of a hand-written manager.
@@ -107,7 +160,7 @@ class session_scope:
         session_id = self._session_id
         if session_id.__class__ is not str:
             session_id = _resolve_joined(session_id is _NEW)
-        self._tokens.append(_set_session(session_id))
+        self._entries.append(_enter(session_id, self._new_trace, self._span))
         return session_id
 
     async def __aexit__(
@@ -116,14 +169,23 @@ class session_scope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        tokens = self._tokens
+        entries = self._entries
         try:
-            token = tokens[-1]
-            _reset_session(token)
+            entry = entries[-1]
+            _reset_session(entry[0])
         except (ValueError, RuntimeError, IndexError):
-            reset_latest(session_var, tokens)
-        else:
-            tokens.remove(token)
+            leave_latest(entries, exc)
+            return
+        entries.remove(entry)
+        extras = entry[2]
+        if extras is not None:
+            _leave_extras(extras, exc)
+        if entry[3] is not None:
+            _restore_otel_context(entry[3])
+        try:
+            _reset_trace(entry[1])
+        except (ValueError, RuntimeError):
+            reset(entry[1].var, entry[1])
 
     def __repr__(self) -> str:
         if self._session_id is _NEW:
@@ -151,19 +213,52 @@ def _checked_scope_id(session_id: object, new: bool) -> str | object | None:
     return session_id
 
 
+def _trace_rule(new: bool, new_trace: bool | None) -> bool | None:
+    """Return what an entry does with the trace: ``True`` new, ``False`` keep, ``None`` the rules."""
+    if new_trace is None:
+        return True if new else None
+    if new_trace.__class__ is not bool:
+        raise TypeError(f"new_trace must be a bool or None, got {type(new_trace).__name__}")
+    if new and not new_trace:
+        raise ValueError("new=True starts a new trace: new_trace=False contradicts it")
+    return new_trace
+
+
+def _span_request(name: object, attributes: SpanAttributes | None) -> SpanRequest:
+    """Validate ``span=``'s name and ``attributes=``."""
+    if not isinstance(name, str):
+        raise TypeError(f"span must be a str naming the span, got {type(name).__name__}")
+    if not name:
+        raise ValueError("span must not be empty: it names the span")
+    if attributes is not None and not isinstance(attributes, Mapping):
+        raise TypeError(f"attributes must be a mapping, got {type(attributes).__name__}")
+    return SpanRequest(name, attributes)
+
+
 @overload
 def with_session(func: Callable[_P, _R], /) -> Callable[_P, _R]: ...
 
 
 @overload
 def with_session(
-    session_id: str | None = None, /, *, new: bool = False
+    session_id: str | None = None,
+    /,
+    *,
+    new: bool = False,
+    new_trace: bool | None = None,
+    span: str | bool | None = None,
+    attributes: SpanAttributes | None = None,
 ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]: ...
 
 
 @overload
 def with_session(
-    *, session_id: str | SessionIdFactory | None, new: bool = False
+    *,
+    session_id: str | SessionIdFactory | None,
+    new: bool = False,
+    new_trace: bool | None = None,
+    span: str | bool | None = None,
+    attributes: SpanAttributes | None = None,
 ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]: ...
 
 
@@ -173,8 +268,11 @@ def with_session(
     *,
     session_id: str | SessionIdFactory | None = None,
     new: bool = False,
+    new_trace: bool | None = None,
+    span: str | bool | None = None,
+    attributes: SpanAttributes | None = None,
 ) -> Any:
-    """Run every call of the decorated function inside a session scope.
+    """Run every call of the decorated function as a unit of work inside a session scope.
 
     Usable bare (``@with_session``: join the current session or start one) or
     called: ``@with_session("id")`` (always that id),
@@ -183,23 +281,39 @@ def with_session(
     the call's arguments; returning ``None`` joins or starts one).  A fixed id is
     validated when decorating; an id from a factory is validated at each call.
 
+    Each call is one unit of work with the trace rules of :class:`session_scope`
+    (``new_trace=`` included): a new session or a changed one starts a trace,
+    the session in force keeps its trace or starts one for the call.
+    ``span="name"``, or ``span=True`` for the function's ``__qualname__``,
+    with ``attributes=``, starts an OpenTelemetry span per call as
+    :class:`session_scope` does; without ``opentelemetry-api``, nothing.
+
     Works on functions, coroutine functions, generators and async generators.
     Coroutines hold the session from start to finish.  Generators hold it only
-    while their body runs: between items the caller sees its own session, what
-    the body sets (a scope it opens, ``set_session_id``) is in force again when
-    it resumes, and
-    ``close()``/``aclose()`` and exceptions thrown in run the body's cleanup
-    under the decorated session.  A generator picks its session when it starts
-    (its first ``next()``), not when it is created.  Signatures, ``functools.wraps``
-    metadata and ``inspect.iscoroutinefunction`` & co. are kept.
+    while their body runs: between items the caller sees its own session,
+    trace and span, what the body sets (a scope it opens, ``set_session_id``)
+    is in force again when it resumes, and ``close()``/``aclose()`` and
+    exceptions thrown in run the body's cleanup under the decorated session.
+    A generator picks its session when it starts (its first ``next()``), not
+    when it is created; its span covers the body from the first step to its
+    close.  Signatures, ``functools.wraps`` metadata and
+    ``inspect.iscoroutinefunction`` & co. are kept.
 
     Raises:
-        TypeError: a fixed ``session_id`` is not a ``str``; at call time, a
-            factory returned a non-``str``.
-        ValueError: a fixed ``session_id`` is invalid or given with ``new=True``.
+        TypeError: a fixed ``session_id`` is not a ``str``; ``span`` is not a
+            ``str`` or ``bool``; at call time, a factory returned a non-``str``.
+        ValueError: a fixed ``session_id`` is invalid or given with ``new=True``;
+            ``span`` is empty; ``new=True`` with ``new_trace=False``.
     """
-    if callable(func_or_id) and session_id is None and not new:
-        return _decorate(func_or_id, _resolver(None, new=False))
+    if (
+        callable(func_or_id)
+        and session_id is None
+        and not new
+        and new_trace is None
+        and span is None
+        and attributes is None
+    ):
+        return _decorate(func_or_id, _Unit(_resolver(None, new=False), None, None))
     if func_or_id is not None:
         if session_id is not None:
             raise TypeError("with_session() got the session id twice")
@@ -210,10 +324,43 @@ def with_session(
             )
         session_id = func_or_id
     resolve = _resolver(session_id, new=new)
-    return functools.partial(_decorate, resolve=resolve)
+    rule = _trace_rule(new, new_trace)
+    if span is None or span is False:
+        if attributes is not None:
+            raise ValueError("attributes= are the span's: pass span= too")
+        return functools.partial(_decorate, unit=_Unit(resolve, rule, None))
+    if span is True:
+        return functools.partial(_decorate_with_span, resolve=resolve, rule=rule, attributes=attributes)
+    return functools.partial(
+        _decorate, unit=_Unit(resolve, rule, _span_request(span, attributes))
+    )
 
 
 _Resolver = Callable[[tuple[Any, ...], dict[str, Any]], str]
+
+
+class _Unit:
+    """How one call of a decorated function enters its unit of work."""
+
+    __slots__ = ("resolve", "rule", "span")
+
+    def __init__(self, resolve: _Resolver, rule: bool | None, span: SpanRequest | None) -> None:
+        self.resolve = resolve
+        self.rule = rule
+        self.span = span
+
+    def enter(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Entry:
+        return _enter(self.resolve(args, kwargs), self.rule, self.span)
+
+
+def _decorate_with_span(
+    func: Callable[_P, _R],
+    resolve: _Resolver,
+    rule: bool | None,
+    attributes: SpanAttributes | None,
+) -> Callable[_P, _R]:
+    """``span=True``: name the span after the decorated function."""
+    return _decorate(func, _Unit(resolve, rule, _span_request(func.__qualname__, attributes)))
 
 
 def _resolver(session_id: str | SessionIdFactory | None, *, new: bool) -> _Resolver:
@@ -245,124 +392,141 @@ def _resolve_joined(new: bool) -> str:
     return fresh_session_id()
 
 
-def _decorate(func: Callable[_P, _R], resolve: _Resolver) -> Callable[_P, _R]:
-    """Wrap ``func`` so that each call runs under the session ``resolve`` picks."""
+def _decorate(func: Callable[_P, _R], unit: _Unit) -> Callable[_P, _R]:
+    """Wrap ``func`` so that each call runs as the unit of work ``unit`` describes."""
     if inspect.isasyncgenfunction(func):
-        wrapper: Callable[..., Any] = _async_generator_wrapper(func, resolve)
+        wrapper: Callable[..., Any] = _async_generator_wrapper(func, unit)
     elif inspect.iscoroutinefunction(func):
-        wrapper = _coroutine_wrapper(func, resolve)
+        wrapper = _coroutine_wrapper(func, unit)
     elif inspect.isgeneratorfunction(func):
-        wrapper = _generator_wrapper(func, resolve)
+        wrapper = _generator_wrapper(func, unit)
     else:
-        wrapper = _function_wrapper(func, resolve)
+        wrapper = _function_wrapper(func, unit)
     return functools.wraps(func)(wrapper)
 
 
-def _function_wrapper(func: Callable[..., _R], resolve: _Resolver) -> Callable[..., _R]:
+def _function_wrapper(func: Callable[..., _R], unit: _Unit) -> Callable[..., _R]:
+    enter_unit = unit.enter
+
     def call_in_session(*args: Any, **kwargs: Any) -> _R:
-        token = _set_session(resolve(args, kwargs))
+        entry = enter_unit(args, kwargs)
         try:
-            return func(*args, **kwargs)
-        finally:
-            try:
-                _reset_session(token)
-            except (ValueError, RuntimeError):  # exited elsewhere: the safe, slow path
-                reset(session_var, token)
+            result = func(*args, **kwargs)
+        except BaseException as error:
+            leave(entry, error)
+            raise
+        leave(entry, None)
+        return result
 
     return call_in_session
 
 
-def _coroutine_wrapper(func: Callable[..., Any], resolve: _Resolver) -> Callable[..., Any]:
+def _coroutine_wrapper(func: Callable[..., Any], unit: _Unit) -> Callable[..., Any]:
+    enter_unit = unit.enter
+
     async def await_in_session(*args: Any, **kwargs: Any) -> Any:
-        token = _set_session(resolve(args, kwargs))
+        entry = enter_unit(args, kwargs)
         try:
-            return await func(*args, **kwargs)
-        finally:
-            try:
-                _reset_session(token)
-            except (ValueError, RuntimeError):  # exited elsewhere: the safe, slow path
-                reset(session_var, token)
+            result = await func(*args, **kwargs)
+        except BaseException as error:
+            leave(entry, error)
+            raise
+        leave(entry, None)
+        return result
 
     return await_in_session
 
 
 def _generator_wrapper(
-    func: Callable[..., Generator[Any, Any, Any]], resolve: _Resolver
+    func: Callable[..., Generator[Any, Any, Any]], unit: _Unit
 ) -> Callable[..., Generator[Any, Any, Any]]:
     def iterate_in_session(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
-        return (yield from _step_in_session(func(*args, **kwargs), resolve(args, kwargs)))
+        entry = unit.enter(args, kwargs)
+        try:
+            generator = func(*args, **kwargs)
+        except BaseException as error:
+            leave(entry, error)
+            raise
+        return (yield from _step_in_unit(generator, entry))
 
     return iterate_in_session
 
 
-def _step_in_session(
-    generator: Generator[Any, Any, Any], session_id: str | None
-) -> Generator[Any, Any, Any]:
-    """Delegate to ``generator`` like ``yield from``, with the session set only while it runs.
+def _step_in_unit(generator: Generator[Any, Any, Any], entry: Entry) -> Generator[Any, Any, Any]:
+    """Delegate to ``generator`` like ``yield from``, with its unit in force only while it runs.
 
     What the body leaves in force when it yields (a scope it opened, a
-    ``set_session_id``) is what it finds again when it resumes.
+    ``set_session_id``) is what it finds again when it resumes.  ``entry`` is
+    the unit's, entered for the first step.
     """
-    resume: Callable[[Any], Any] = generator.send
+    resume_body: Callable[[Any], Any] = generator.send
     value: Any = None
     while True:
-        token = _set_session(session_id)
         try:
-            item = resume(value)
+            item = resume_body(value)
         except StopIteration as stop:
+            leave(entry, None)
             return stop.value
-        finally:
-            session_id = _get_session()
-            reset(session_var, token)
+        except BaseException as error:
+            leave(entry, error)
+            raise
+        suspended = suspend(entry)
         try:
             value = yield item
         except GeneratorExit:
-            _run_in_session(session_id, generator.close)
+            entry = resume(suspended)
+            try:
+                generator.close()
+            except BaseException as error:
+                leave(entry, error)
+                raise
+            leave(entry, None)
             raise
         except BaseException as exc:
-            resume, value = generator.throw, exc
+            resume_body, value = generator.throw, exc
         else:
-            resume = generator.send
-
-
-def _run_in_session(session_id: str | None, step: Callable[[], object]) -> None:
-    """Run one step of a generator's body (its cleanup) under ``session_id``."""
-    token = _set_session(session_id)
-    try:
-        step()
-    finally:
-        reset(session_var, token)
+            resume_body = generator.send
+        entry = resume(suspended)
 
 
 def _async_generator_wrapper(
-    func: Callable[..., AsyncGenerator[Any, Any]], resolve: _Resolver
+    func: Callable[..., AsyncGenerator[Any, Any]], unit: _Unit
 ) -> Callable[..., AsyncGenerator[Any, Any]]:
     async def iterate_in_session(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
-        session_id: str | None = resolve(args, kwargs)
-        generator = func(*args, **kwargs)
-        resume: Callable[[Any], Any] = generator.asend
+        entry = unit.enter(args, kwargs)
+        try:
+            generator = func(*args, **kwargs)
+        except BaseException as error:
+            leave(entry, error)
+            raise
+        resume_body: Callable[[Any], Any] = generator.asend
         value: Any = None
         while True:
-            token = _set_session(session_id)
             try:
-                item = await resume(value)
+                item = await resume_body(value)
             except StopAsyncIteration:
+                leave(entry, None)
                 return
-            finally:
-                session_id = _get_session()  # the body's own, for its next step
-                reset(session_var, token)
+            except BaseException as error:
+                leave(entry, error)
+                raise
+            suspended = suspend(entry)
             try:
                 value = yield item
             except GeneratorExit:
-                token = _set_session(session_id)
+                entry = resume(suspended)
                 try:
                     await generator.aclose()
-                finally:
-                    reset(session_var, token)
+                except BaseException as error:
+                    leave(entry, error)
+                    raise
+                leave(entry, None)
                 raise
             except BaseException as exc:
-                resume, value = generator.athrow, exc
+                resume_body, value = generator.athrow, exc
             else:
-                resume = generator.asend
+                resume_body = generator.asend
+            entry = resume(suspended)
 
     return iterate_in_session
+

@@ -39,3 +39,28 @@ def otel_propagators_from_environment(monkeypatch: pytest.MonkeyPatch) -> Iterat
     yield
     monkeypatch.delenv("OTEL_PROPAGATORS")
     importlib.reload(propagate)
+
+
+_global_tracing: Tracing | None = None
+
+
+@pytest.fixture
+def global_tracing() -> Iterator[Tracing]:
+    """The global ``TracerProvider`` (set once per process), emptied before each test.
+
+    ``span=`` starts its spans from the global provider, as OpenTelemetry's
+    instrumentations do; OpenTelemetry lets a process set it only once.
+    """
+    global _global_tracing  # noqa: PLW0603 - one global provider per process
+    if _global_tracing is None:
+        from opentelemetry import trace
+
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SessionSpanProcessor())
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+        _global_tracing = Tracing(provider, exporter)
+    _global_tracing.exporter.clear()
+    yield _global_tracing
+    _global_tracing.exporter.clear()

@@ -32,7 +32,7 @@ from starlette.routing import Route
 from tracectrl import current_session_id, session_scope
 from tracectrl.integrations.asgi import SessionMiddleware as SessionASGIMiddleware
 from tracectrl.integrations.httpx import add_propagation_headers
-from tracectrl.integrations.otel import SESSION_ID_ATTRIBUTE
+from tracectrl.integrations.otel import CONVERSATION_ID_ATTRIBUTE, SESSION_ID_ATTRIBUTE
 from tracectrl.integrations.requests import PropagatingSession
 from tracectrl.integrations.wsgi import SessionMiddleware as SessionWSGIMiddleware
 
@@ -56,7 +56,10 @@ def test_agents_over_asgi_share_trace_and_session_on_their_spans(tracing: Tracin
     assert b.context.trace_id == a.context.trace_id
     assert b.parent.span_id == a.context.span_id
     assert b.parent.is_remote
-    assert a.attributes == b.attributes == {SESSION_ID_ATTRIBUTE: session_id}
+    assert a.attributes == b.attributes == {
+        SESSION_ID_ATTRIBUTE: session_id,
+        CONVERSATION_ID_ATTRIBUTE: session_id,
+    }
     assert body["session"] == session_id
 
 
@@ -81,7 +84,10 @@ def test_agents_over_wsgi_share_trace_and_session_on_their_spans(tracing: Tracin
     assert b.parent is not None
     assert b.context.trace_id == a.context.trace_id
     assert b.parent.span_id == a.context.span_id
-    assert a.attributes == b.attributes == {SESSION_ID_ATTRIBUTE: session_id}
+    assert a.attributes == b.attributes == {
+        SESSION_ID_ATTRIBUTE: session_id,
+        CONVERSATION_ID_ATTRIBUTE: session_id,
+    }
     assert body["session"] == session_id
 
 
@@ -167,7 +173,7 @@ def test_handler_spans_stay_children_of_opentelemetrys_server_span_under_both_mi
     assert handler.parent is not None
     assert handler.context.trace_id == server.context.trace_id
     assert handler.parent.span_id == server.context.span_id
-    assert handler.attributes == {SESSION_ID_ATTRIBUTE: "both"}
+    assert handler.attributes == {SESSION_ID_ATTRIBUTE: "both", CONVERSATION_ID_ATTRIBUTE: "both"}
 
 
 def _call_as_agent_a(call: Callable[[], Any], tracing: Tracing) -> tuple[str, Any]:

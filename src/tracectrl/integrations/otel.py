@@ -6,7 +6,8 @@ span itself.  What OpenTelemetry cannot know about is the session; two pieces
 give it:
 
 * :class:`SessionSpanProcessor`, added to the SDK's ``TracerProvider``, sets
-  the ``session.id`` attribute on every span as it starts.
+  ``session.id`` and ``gen_ai.conversation.id`` on every span as it starts,
+  and starts a span with no parent in the trace of the unit of work in force.
 * :class:`SessionPropagator`, registered as the ``tracectrl_session``
   propagator, so that with
   ``OTEL_PROPAGATORS=tracecontext,baggage,tracectrl_session`` every HTTP client
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, NamedTuple, Optional
 try:
     from opentelemetry import context as otel_context
     from opentelemetry.context import Context, get_current
+    from opentelemetry.trace import SpanContext
     from opentelemetry.propagators.textmap import (
         CarrierT,
         DefaultGetter,
@@ -64,6 +66,7 @@ from tracectrl import _sessionvar
 from tracectrl._baggage import merge_baggage
 from tracectrl._headers import header_values
 from tracectrl._sessionvar import session_var
+from tracectrl._trace import register_session_attributes, started_trace
 from tracectrl._wire import (
     BAGGAGE,
     BAGGAGE_SESSION_KEY,
@@ -73,33 +76,91 @@ from tracectrl._wire import (
     incoming_session_id,
 )
 
-__all__ = ["SESSION_ID_ATTRIBUTE", "SessionPropagator", "SessionSpanProcessor"]
+__all__ = [
+    "CONVERSATION_ID_ATTRIBUTE",
+    "DEFAULT_SESSION_ATTRIBUTES",
+    "SESSION_ID_ATTRIBUTE",
+    "SessionPropagator",
+    "SessionSpanProcessor",
+]
 
 #: The span attribute that holds the session id (OpenTelemetry's semantic convention).
 SESSION_ID_ATTRIBUTE = "session.id"
+#: The GenAI semantic convention's attribute for a conversation.
+CONVERSATION_ID_ATTRIBUTE = "gen_ai.conversation.id"
+#: The attributes :class:`SessionSpanProcessor` stamps by default.
+DEFAULT_SESSION_ATTRIBUTES = (SESSION_ID_ATTRIBUTE, CONVERSATION_ID_ATTRIBUTE)
 
 
 _log = logging.getLogger("tracectrl.integrations.otel")
 
 
 class SessionSpanProcessor(SpanProcessor):
-    """Set ``session.id`` on every span when it starts, from the session in force.
+    """Stamp the session on every span when it starts, and keep a unit's spans in its trace.
 
     The session is the one :func:`tracectrl.current_session_id` returns where
     the span starts, or the one :class:`SessionPropagator` extracted into the
-    span's parent context.  With no session the span gets no attribute; a
-    ``session.id`` passed to ``start_span`` itself is kept.  Add it next to the
-    exporting processor: ``provider.add_span_processor(SessionSpanProcessor())``.
+    span's parent context.  It is set under each name in ``attributes``
+    (default: ``session.id`` and ``gen_ai.conversation.id``; a tuple given
+    replaces them).  With no session the span gets no attribute; a value
+    passed to ``start_span`` itself is kept.
+
+    A span that starts with no parent inside a unit of work whose trace
+    tracectrl started (no span and no ``traceparent`` was in force) gets that
+    trace's id, so that logs, outgoing ``traceparent`` and spans of the unit
+    show one trace id; it stays a root: no parent that nobody exports.  Add it
+    next to the exporting processor:
+    ``provider.add_span_processor(SessionSpanProcessor())``.
+
+    Raises:
+        TypeError: ``attributes`` is a ``str`` or holds a non-``str``.
+        ValueError: ``attributes`` holds an empty name.
     """
 
+    def __init__(self, attributes: Iterable[str] = DEFAULT_SESSION_ATTRIBUTES) -> None:
+        super().__init__()
+        if isinstance(attributes, str):
+            raise TypeError("attributes must be a sequence of names, not one str")
+        names = tuple(attributes)
+        for name in names:
+            if not isinstance(name, str):
+                raise TypeError(f"attribute names must be str, got {type(name).__name__}")
+            if not name:
+                raise ValueError("attribute names must not be empty")
+        self._attributes = names
+        register_session_attributes(names)
+
     def on_start(self, span: Span, parent_context: Optional[Context] = None) -> None:
-        """Stamp ``session.id`` on ``span`` unless there is no session or it already has one."""
+        """Stamp the session's attributes on ``span``; give a unit's root span the unit's trace."""
+        if span.parent is None:
+            _join_unit_trace(span)
         session_id = _session_in(parent_context)
         if session_id is None:
             return
         attributes = span.attributes
-        if attributes is None or SESSION_ID_ATTRIBUTE not in attributes:
-            span.set_attribute(SESSION_ID_ATTRIBUTE, session_id)
+        for name in self._attributes:
+            if attributes is None or name not in attributes:
+                span.set_attribute(name, session_id)
+
+
+def _join_unit_trace(span: Span) -> None:
+    """Give a root span the trace id of the unit of work tracectrl started, if one is in force."""
+    trace = started_trace()
+    if trace is None:
+        return
+    try:
+        current = span.get_span_context()
+        if current is None:
+            return
+        span._context = SpanContext(  # noqa: SLF001 - the SDK offers no public way
+            int(trace.trace_id, 16),
+            current.span_id,
+            False,
+            current.trace_flags,
+            current.trace_state,
+        )
+    except Exception:  # an SDK that keeps its context elsewhere: the span keeps its own trace
+        _log.debug("could not start a span in the unit's trace", exc_info=True)
 
 
 class SessionPropagator(TextMapPropagator):
@@ -114,7 +175,10 @@ class SessionPropagator(TextMapPropagator):
 
     ``extract`` reads the header (else the baggage member), ignoring invalid,
     oversized or control-character values exactly as ``continue_session``
-    does; it never raises.  The session it finds is in force wherever the
+    does; it never raises.  It marks every request, with a session or
+    without, so that a session left in force before the request began (a
+    ``set_session_id`` in an earlier request's sync handler on the same
+    thread) is not this request's.  The session it finds is in force wherever the
     returned context is attached: :func:`tracectrl.current_session_id` returns
     it, :class:`SessionSpanProcessor` stamps it, until the instrumentation
     detaches the context, so it never outlives its request.  A session that
@@ -141,8 +205,10 @@ class SessionPropagator(TextMapPropagator):
         except Exception:  # a getter or carrier that fails must not fail the request
             _log.debug("ignored a carrier whose session could not be read", exc_info=True)
             return context
-        if session_id is None:
-            return context
+        # A marker for every request, with a session or without: the session that
+        # tracectrl had in force when the request began (one a sync handler of an
+        # earlier request on this thread left with set_session_id, say) is
+        # shadowed for this request, so no session outlives its request.
         carried = _CarriedSession(session_id, session_var.get())
         return otel_context.set_value(_CARRIED_KEY, carried, context)
 
@@ -173,7 +239,8 @@ class SessionPropagator(TextMapPropagator):
 class _CarriedSession(NamedTuple):
     """A session extracted by :class:`SessionPropagator`, kept in OpenTelemetry's context."""
 
-    session_id: str
+    #: The request's session; ``None`` when it came with none.
+    session_id: Optional[str]
     #: The session tracectrl had in force when this one was extracted.
     shadowed: Optional[str]
 
@@ -186,8 +253,9 @@ def _preferred(local: str | None, carried: object) -> str | None:
 
     The carried session was extracted for the request being handled, so it
     wins over the session that was in force around it (``shadowed``: one set
-    at start-up, say) and over none; a session tracectrl code set since then
-    is newer still, and wins while it is in force.
+    at start-up, or left by an earlier request) and over none, even when the
+    request carried none; a session tracectrl code set since then is newer
+    still, and wins while it is in force.
     """
     if type(carried) is _CarriedSession and (local is None or local is carried.shadowed):
         return carried.session_id

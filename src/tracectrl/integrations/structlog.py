@@ -1,4 +1,4 @@
-"""structlog: a processor that adds the session id and trace id to every event.
+"""structlog: a processor that adds the session, trace and span ids to every event.
 
 Put :func:`add_session_context` in the processor chain, before the renderer::
 
@@ -16,7 +16,7 @@ except ImportError as error:
         'tracectrl.integrations.structlog needs structlog: pip install "tracectrl[structlog]"'
     ) from error
 
-from tracectrl.integrations.logging import _add_session_fields
+from tracectrl.integrations._log_fields import add_session_fields
 
 __all__ = ["add_session_context"]
 
@@ -24,13 +24,13 @@ __all__ = ["add_session_context"]
 def add_session_context(
     logger: WrappedLogger, method_name: str, event_dict: EventDict
 ) -> EventDict:
-    """Add ``session_id`` and ``trace_id`` to ``event_dict`` and return it.
+    """Add ``session_id``, ``trace_id`` and ``span_id`` to ``event_dict`` and return it.
 
-    ``session_id`` is the session in force where the event is logged and
+    ``session_id`` is the session in force where the event is logged,
     ``trace_id`` the 32-hex-digit id of the current trace (OpenTelemetry's
-    current span when OpenTelemetry is installed); each is ``None`` when there
-    is none.  Keys the event already has (bound with ``bind()`` or passed to
+    current span when OpenTelemetry is installed) and ``span_id`` the
+    16-hex-digit id of the current span; each is ``None`` when there is none.  Keys the event already has (bound with ``bind()`` or passed to
     the call) are kept.
     """
-    _add_session_fields(event_dict)
+    add_session_fields(event_dict)
     return event_dict

@@ -1,0 +1,369 @@
+"""Units of work under the real OpenTelemetry SDK: one trace id per unit, spans, server spans, logs.
+
+Regression tests for the findings of the trace-lifecycle review (2, 4, 5 and 6)
+and for ``span=``, ``attributes=``, the session attributes and ``instrument()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import flask
+import httpx
+import pytest
+import requests
+from _servers import serving_asgi, serving_wsgi
+from _tracing import Tracing
+from opentelemetry import trace
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware as OtelASGIMiddleware
+from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware as OtelWSGIMiddleware
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanKind, StatusCode
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from tracectrl import (
+    current_session_id,
+    current_trace,
+    inject_trace_headers,
+    propagation_headers,
+    session_scope,
+    set_session_id,
+    with_session,
+)
+from tracectrl.integrations import logging as session_logging
+from tracectrl.integrations.asgi import SessionMiddleware as SessionASGIMiddleware
+from tracectrl.integrations.otel import (
+    CONVERSATION_ID_ATTRIBUTE,
+    SESSION_ID_ATTRIBUTE,
+    SessionSpanProcessor,
+)
+from tracectrl.integrations.requests import PropagatingSession
+
+FORMAT = "%(session_id)s %(trace_id)s %(span_id)s %(message)s"
+
+
+@pytest.fixture
+def instrumented_log() -> Iterator[tuple[logging.Logger, io.StringIO]]:
+    """A logger ``app`` whose handler formats the session fields, with ``instrument()`` on."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter(FORMAT))
+    parent = logging.getLogger("app")
+    parent.addHandler(handler)
+    parent.setLevel(logging.INFO)
+    parent.propagate = False
+    session_logging.instrument()
+    try:
+        yield parent, stream
+    finally:
+        session_logging.uninstrument()
+        parent.removeHandler(handler)
+
+
+def lines(stream: io.StringIO) -> list[list[str]]:
+    return [line.split(" ", 3) for line in stream.getvalue().splitlines()]
+
+
+def hex_trace(span: ReadableSpan) -> str:
+    assert span.context is not None
+    return f"{span.context.trace_id:032x}"
+
+
+# Finding 2: two trace ids in one request; orphan parents ------------------------------
+
+
+def test_one_unit_logs_one_trace_id_before_and_inside_its_spans(
+    tracing: Tracing, instrumented_log: tuple[logging.Logger, io.StringIO]
+) -> None:
+    log, stream = instrumented_log
+    tracer = tracing.provider.get_tracer("agent")
+
+    @with_session(new=True)
+    def agent() -> str:
+        log.info("before any span")
+        with tracer.start_as_current_span("step"):
+            log.getChild("tool").info("inside the span")
+        log.info("after it")
+        return inject_trace_headers()["traceparent"].split("-")[1]
+
+    sent = [agent() for _ in range(2)]
+    logged = lines(stream)
+    spans = tracing.exporter.get_finished_spans()
+    assert len(spans) == 2
+    for index, span in enumerate(spans):
+        unit = logged[index * 3 : index * 3 + 3]
+        assert {line[1] for line in unit} == {hex_trace(span), sent[index]}
+        assert span.parent is None  # a root of the unit's trace: no parent nobody exports
+    assert sent[0] != sent[1]
+
+
+def test_a_call_inside_a_span_names_that_exported_span_as_the_parent(tracing: Tracing) -> None:
+    tracer = tracing.provider.get_tracer("agent-a")
+    with session_scope(new=True), tracer.start_as_current_span("agent-a") as span:
+        sent = propagation_headers()["traceparent"].split("-")
+    (exported,) = tracing.exporter.get_finished_spans()
+    assert exported.context is not None
+    assert sent[1] == f"{exported.context.trace_id:032x}"
+    assert sent[2] == f"{exported.context.span_id:016x}"
+    assert span is not None
+
+
+# B: span= --------------------------------------------------------------------------------
+
+
+def test_span_option_starts_an_internal_span_with_the_session_and_attributes(
+    global_tracing: Tracing,
+) -> None:
+    with session_scope(
+        "conversation", span="plan", attributes={"openinference.span.kind": "AGENT"}
+    ):
+        inside = current_trace()
+    (span,) = global_tracing.exporter.get_finished_spans()
+    assert span.name == "plan"
+    assert span.kind is SpanKind.INTERNAL
+    assert span.instrumentation_scope is not None
+    assert span.instrumentation_scope.name == "tracectrl"
+    assert span.attributes is not None
+    assert span.attributes[SESSION_ID_ATTRIBUTE] == "conversation"
+    assert span.attributes["openinference.span.kind"] == "AGENT"
+    assert inside is not None
+    assert span.context is not None
+    assert inside.span_id == f"{span.context.span_id:016x}"
+    assert trace.get_current_span() is trace.INVALID_SPAN
+
+
+def test_span_true_names_the_span_after_the_function_and_records_a_raise(
+    global_tracing: Tracing,
+) -> None:
+    @with_session(new=True, span=True)
+    def failing_agent() -> None:
+        raise ValueError("no answer")
+
+    with pytest.raises(ValueError, match="no answer"):
+        failing_agent()
+    (span,) = global_tracing.exporter.get_finished_spans()
+    assert span.name == failing_agent.__qualname__
+    assert span.status.status_code is StatusCode.ERROR
+    assert [event.name for event in span.events] == ["exception"]
+
+
+def test_a_new_conversation_inside_a_span_is_a_new_trace_linked_to_the_caller(
+    global_tracing: Tracing,
+) -> None:
+    tracer = global_tracing.provider.get_tracer("caller")
+
+    @with_session(new=True, span="conversation")
+    def conversation() -> None:
+        pass
+
+    with session_scope("outer"), tracer.start_as_current_span("caller") as caller:
+        conversation()
+    spans = {span.name: span for span in global_tracing.exporter.get_finished_spans()}
+    new = spans["conversation"]
+    assert new.parent is None
+    assert hex_trace(new) != hex_trace(spans["caller"])
+    assert [link.context.span_id for link in new.links] == [caller.get_span_context().span_id]
+
+
+def test_a_generators_span_covers_its_body_and_the_caller_never_sees_it(
+    global_tracing: Tracing,
+) -> None:
+    @with_session(new=True, span="stream")
+    def stream() -> Iterator[int]:
+        yield 1
+        yield 2
+
+    seen_between: list[Any] = []
+    for _ in stream():
+        seen_between.append((current_session_id(), trace.get_current_span()))
+    assert seen_between == [(None, trace.INVALID_SPAN)] * 2
+    (span,) = global_tracing.exporter.get_finished_spans()
+    assert span.name == "stream"
+
+
+def test_an_async_generators_span_ends_when_it_is_closed(global_tracing: Tracing) -> None:
+    @with_session(new=True, span="astream")
+    async def stream() -> AsyncIterator[int]:
+        yield 1
+        yield 2
+
+    async def take_one() -> None:
+        generator = stream()
+        assert await generator.__anext__() == 1
+        assert global_tracing.exporter.get_finished_spans() == ()
+        await generator.aclose()
+
+    asyncio.run(take_one())
+    (span,) = global_tracing.exporter.get_finished_spans()
+    assert span.name == "astream"
+    assert span.status.status_code is StatusCode.UNSET
+
+
+# C: session attributes --------------------------------------------------------------------
+
+
+def test_span_processor_stamps_session_and_conversation_ids_by_default(tracing: Tracing) -> None:
+    with session_scope("conversation"), tracing.provider.get_tracer("t").start_as_current_span("s"):
+        pass
+    (span,) = tracing.exporter.get_finished_spans()
+    assert span.attributes == {
+        SESSION_ID_ATTRIBUTE: "conversation",
+        CONVERSATION_ID_ATTRIBUTE: "conversation",
+    }
+
+
+def test_span_processor_attribute_names_replace_the_default() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SessionSpanProcessor(attributes=("app.conversation",)))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with session_scope("conversation"), provider.get_tracer("t").start_as_current_span("s"):
+        pass
+    (span,) = exporter.get_finished_spans()
+    assert span.attributes == {"app.conversation": "conversation"}
+    provider.shutdown()
+
+
+def test_span_processor_refuses_a_single_str_of_names() -> None:
+    with pytest.raises(TypeError, match="not one str"):
+        SessionSpanProcessor(attributes="session.id")
+
+
+# Finding 4: the server span misses the session ------------------------------------------
+
+
+def test_opentelemetrys_server_span_gets_the_session_from_the_middleware_inside_it(
+    tracing: Tracing,
+) -> None:
+    async def agent_b(request: Request) -> JSONResponse:
+        return JSONResponse({"session": current_session_id()})
+
+    inner = Starlette(routes=[Route("/", agent_b)], middleware=[Middleware(SessionASGIMiddleware)])
+    app = OtelASGIMiddleware(inner, tracer_provider=tracing.provider)
+    with serving_asgi(app) as url:
+        body = httpx.get(url, headers={"X-TraceCtrl-Session": "conversation-4"}).json()
+    assert body == {"session": "conversation-4"}
+    (server,) = [s for s in tracing.exporter.get_finished_spans() if s.kind is SpanKind.SERVER]
+    assert server.attributes is not None
+    assert server.attributes[SESSION_ID_ATTRIBUTE] == "conversation-4"
+    assert server.attributes[CONVERSATION_ID_ATTRIBUTE] == "conversation-4"
+
+
+# Finding 5: a handler's session outlives its request -------------------------------------
+
+
+@pytest.mark.usefixtures("otel_propagators_from_environment")
+def test_a_session_set_in_a_sync_handler_never_reaches_a_later_request(tracing: Tracing) -> None:
+    flask_app = flask.Flask("agent-b")
+
+    @flask_app.route("/")
+    def handler() -> Any:
+        given = flask.request.args.get("set")
+        seen = current_session_id()
+        if given:
+            set_session_id(given)  # no scope: stays in the worker thread's context
+        return {"seen": seen}
+
+    flask_app.wsgi_app = OtelWSGIMiddleware(  # type: ignore[method-assign]
+        flask_app.wsgi_app, tracer_provider=tracing.provider
+    )
+    with serving_wsgi(flask_app, worker_threads=1) as url, requests.Session() as http:
+        first = http.get(url, params={"set": "leaked"}).json()
+        later = [http.get(url).json() for _ in range(20)]
+        carried = http.get(url, headers={"X-TraceCtrl-Session": "carried"}).json()
+    assert first == {"seen": None}
+    assert later == [{"seen": None}] * 20
+    assert carried == {"seen": "carried"}
+
+
+# Finding 6 and D: logs -------------------------------------------------------------------
+
+
+def test_instrument_gives_records_of_child_loggers_the_session_fields(
+    instrumented_log: tuple[logging.Logger, io.StringIO], tracing: Tracing
+) -> None:
+    log, stream = instrumented_log
+    with session_scope("conversation-6"):
+        log.getChild("db").info("query")
+        with tracing.provider.get_tracer("t").start_as_current_span("s") as span:
+            log.getChild("db").info("in span")
+    log.getChild("db").info("outside")
+    query, in_span, outside = lines(stream)
+    assert query[0] == "conversation-6"
+    assert query[2] == "None"  # outside any span, span_id is empty
+    assert in_span[1] == query[1]
+    assert in_span[2] == f"{span.get_span_context().span_id:016x}"
+    assert outside == ["None", "None", "None", "outside"]
+
+
+def test_instrument_is_idempotent_and_uninstrument_restores_the_factory() -> None:
+    before = logging.getLogRecordFactory()
+    session_logging.instrument()
+    installed = logging.getLogRecordFactory()
+    session_logging.instrument()
+    assert logging.getLogRecordFactory() is installed
+    session_logging.uninstrument()
+    session_logging.uninstrument()
+    assert logging.getLogRecordFactory() is before
+
+
+def test_instrument_chains_with_a_factory_installed_before_and_after_it() -> None:
+    original = logging.getLogRecordFactory()
+
+    def stamping(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = original(*args, **kwargs)
+        record.stamped = True
+        return record
+
+    logging.setLogRecordFactory(stamping)
+    try:
+        session_logging.instrument()
+        ours = logging.getLogRecordFactory()
+
+        def after(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = ours(*args, **kwargs)
+            record.after = True
+            return record
+
+        logging.setLogRecordFactory(after)
+        with session_scope("chained"):
+            record = logging.getLogger("x").makeRecord("x", logging.INFO, "f", 1, "m", (), None)
+        assert (record.stamped, record.after, record.session_id) == (True, True, "chained")
+        session_logging.uninstrument()  # wrapped by a later factory: stays, adds nothing
+        record = logging.getLogger("x").makeRecord("x", logging.INFO, "f", 1, "m", (), None)
+        assert record.after
+        assert "session_id" not in record.__dict__
+    finally:
+        logging.setLogRecordFactory(original)
+        session_logging._installed = None
+
+
+def test_session_log_filter_on_a_handler_stamps_records_of_child_loggers() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(session_logging.SessionLogFilter())
+    handler.setFormatter(logging.Formatter(FORMAT))
+    parent = logging.getLogger("filtered")
+    parent.addHandler(handler)
+    parent.propagate = False
+    parent.setLevel(logging.INFO)
+    try:
+        with session_scope("conversation-f"):
+            parent.getChild("child").info("hello")
+    finally:
+        parent.removeHandler(handler)
+    ((session_id, trace_id, span_id, message),) = lines(stream)
+    assert (session_id, span_id, message) == ("conversation-f", "None", "hello")
+    assert len(trace_id) == 32
