@@ -5,16 +5,18 @@ are), so OpenTelemetry's global state never leaks into the test process:
 
 * ``agents.py agent-b OTLP PROJECT``: Agent B, a WSGI service on a free port of
   127.0.0.1, wrapped in OpenTelemetry's WSGI middleware with tracectrl's
-  ``SessionMiddleware`` inside it (the documented order).  Its handler starts a
-  span of its own.  It prints its URL, serves until its stdin closes, then
+  ``SessionMiddleware`` inside it (the documented order).  Its handler is a
+  ``@with_session(span=...)`` function: it joins the caller's session and adds
+  a span.  It prints its URL, serves until its stdin closes, then
   flushes its spans and exits.
 * ``agents.py agent-a OTLP PROJECT B_URL K T``: Agent A runs K conversations at
   once, one thread each.  A conversation starts with ``@with_session(new=True)``;
-  each of its T turns is a unit of work under that session (``session_scope(sid)``)
-  with a span of A's own, and calls B through tracectrl's ``PropagatingSession``
-  with OpenTelemetry's ``requests`` instrumentation (whose client span is the
-  parent of B's server span).  It prints, as JSON, each conversation's session
-  and the trace id of each of its turns, after flushing its spans.
+  each of its T turns is a unit of work under that session, with a span
+  (``session_scope(sid, span=...)``), and calls B through tracectrl's
+  ``PropagatingSession`` with OpenTelemetry's ``requests`` instrumentation
+  (whose client span is the parent of B's server span).  It prints, as JSON,
+  each conversation's session and the trace id of each of its turns, after
+  flushing its spans.
 
 Every span carries ``agent`` (``"A"`` or ``"B"``), so the test can tell whose it is.
 """
@@ -30,6 +32,7 @@ from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Optional
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.requests import RequestsInstrumentor
@@ -39,6 +42,7 @@ from opentelemetry.sdk.trace import Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from tracectrl import current_session_id, session_scope, with_session
+from tracectrl.context import current_trace
 from tracectrl.integrations.otel import SessionSpanProcessor
 from tracectrl.integrations.requests import PropagatingSession
 from tracectrl.integrations.wsgi import SessionMiddleware
@@ -61,7 +65,7 @@ class _AgentName(SpanProcessor):
 
 
 def tracer_provider(agent: str, otlp: str, project: str) -> TracerProvider:
-    """An SDK provider for one agent: ``session.id`` on every span, exported to ``otlp``."""
+    """The global SDK provider of one agent: ``session.id`` on every span, exported to ``otlp``."""
     resource = Resource.create(
         {"service.name": f"agent-{agent.lower()}", "openinference.project.name": project}
     )
@@ -71,6 +75,7 @@ def tracer_provider(agent: str, otlp: str, project: str) -> TracerProvider:
     provider.add_span_processor(
         BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{otlp.rstrip('/')}/v1/traces"))
     )
+    trace.set_tracer_provider(provider)  # span= on tracectrl's scopes uses the global one
     return provider
 
 
@@ -86,11 +91,10 @@ class _QuietHandler(WSGIRequestHandler):
 def agent_b(otlp: str, project: str) -> None:
     """Serve Agent B on a free port of 127.0.0.1 until stdin closes; print its URL first."""
     provider = tracer_provider("B", otlp, project)
-    tracer = provider.get_tracer("agent-b")
 
+    @with_session(span="agent B answers")
     def answer(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        with tracer.start_as_current_span("agent B answers"):
-            body = json.dumps({"session": current_session_id()}).encode()
+        body = json.dumps({"session": current_session_id()}).encode()
         start_response("200 OK", [("Content-Type", "application/json")])
         return [body]
 
@@ -112,7 +116,6 @@ def agent_b(otlp: str, project: str) -> None:
 def agent_a(otlp: str, project: str, agent_b_url: str, conversations: int, turns: int) -> None:
     """Run the conversations against Agent B; print each one's session and turn traces."""
     provider = tracer_provider("A", otlp, project)
-    tracer = provider.get_tracer("agent-a")
     RequestsInstrumentor().instrument(tracer_provider=provider)
 
     @with_session(new=True)
@@ -122,12 +125,14 @@ def agent_a(otlp: str, project: str, agent_b_url: str, conversations: int, turns
         return session_id
 
     def turn(session_id: str, prompt: str, http: PropagatingSession) -> str:
-        with session_scope(session_id), tracer.start_as_current_span("agent A turn") as span:
+        with session_scope(session_id, span="agent A turn"):
             response = http.post(agent_b_url, json={"prompt": prompt})
             response.raise_for_status()
             if response.json()["session"] != session_id:
                 raise AssertionError(f"B answered under {response.json()['session']!r}")
-            return format(span.get_span_context().trace_id, "032x")
+            turn_trace = current_trace()
+            assert turn_trace is not None
+            return turn_trace.trace_id
 
     def converse(n: int) -> dict[str, object]:
         session_id = open_conversation()
