@@ -25,6 +25,7 @@ from _phoenix import Phoenix
 pytestmark = pytest.mark.phoenix
 
 AGENTS = str(Path(__file__).resolve().parent / "agents.py")
+DEMO = str(Path(__file__).resolve().parents[2] / "examples" / "two_agents.py")
 CONVERSATIONS = 4
 TURNS = 3
 #: Per turn: A's turn span and its client span; B's server span and its handler's span.
@@ -67,6 +68,21 @@ def spans_of(phoenix: Phoenix, project: str) -> list[dict[str, Any]]:
     return spans
 
 
+def all_spans(phoenix: Phoenix, project: str, expected: int) -> list[dict[str, Any]]:
+    """The spans of ``project`` once Phoenix holds ``expected`` of them.
+
+    Phoenix inserts what it receives in batches, a moment after the exporter's
+    request returned: poll until every span is readable.
+    """
+    deadline = time.monotonic() + INGEST_SECONDS
+    while len(spans := spans_of(phoenix, project)) < expected:
+        assert time.monotonic() < deadline, (
+            f"Phoenix holds {len(spans)} of {expected} spans:\n{phoenix.log_tail()}"
+        )
+        time.sleep(0.5)  # polling an external server's batch insert; nothing to wait on
+    return spans
+
+
 def run_agents(phoenix: Phoenix, project: str) -> list[dict[str, Any]]:
     """Run Agent B, then Agent A's conversations against it; return what A reports."""
     agent_b = subprocess.Popen(
@@ -102,14 +118,8 @@ def test_phoenix_shows_each_conversation_as_one_session_of_one_trace_per_turn(
     project = "tracectrl-two-agents"
     reports = run_agents(phoenix, project)
 
-    # Phoenix inserts what it receives in batches: wait until every span is readable.
     expected_spans = CONVERSATIONS * TURNS * SPANS_PER_TURN
-    deadline = time.monotonic() + INGEST_SECONDS
-    while len(spans := spans_of(phoenix, project)) < expected_spans:
-        assert time.monotonic() < deadline, (
-            f"Phoenix holds {len(spans)} of {expected_spans} spans:\n{phoenix.log_tail()}"
-        )
-        time.sleep(0.5)  # polling an external server's batch insert; nothing to wait on
+    spans = all_spans(phoenix, project, expected_spans)
     sessions = every_page(phoenix, f"/v1/projects/{project}/sessions", limit=2)
 
     # Exactly K sessions, each exactly the T traces of its conversation's turns.
@@ -154,3 +164,45 @@ def test_phoenix_shows_each_conversation_as_one_session_of_one_trace_per_turn(
         assert client["parent_span_id"] == turn["span_id"]
         assert server["parent_span_id"] == client["span_id"], f"trace {trace_id}"
         assert handler["parent_span_id"] == server["span_id"]
+
+
+def test_demo_with_otlp_shows_each_conversation_as_a_session_of_its_turns_in_phoenix(
+    phoenix: Phoenix,
+) -> None:
+    demo = subprocess.run(
+        [sys.executable, DEMO, "--otlp", phoenix.url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert demo.returncode == 0, demo.stderr
+    assert f"Spans exported to {phoenix.url}" in demo.stdout
+
+    # The demo: 3 conversations of 2 turns; per turn, A's turn span, B's handler span
+    # and B's thread-pool tool span (its process-pool workers export nothing).
+    spans = all_spans(phoenix, "tracectrl-demo", expected=3 * 2 * 3)
+    sessions = every_page(phoenix, "/v1/projects/tracectrl-demo/sessions", limit=100)
+    assert sorted(len(session["traces"]) for session in sessions) == [2, 2, 2]
+    session_of_trace = {t["trace_id"]: s["session_id"] for s in sessions for t in s["traces"]}
+    assert len(session_of_trace) == 6
+    assert {span["trace_id"] for span in spans} == set(session_of_trace)
+    assert all(
+        span["attributes"]["session.id"] == session_of_trace[span["trace_id"]] for span in spans
+    )
+    by_id = {span["span_id"]: span for span in spans}
+    orphans = [s["name"] for s in spans if s["parent_span_id"] and s["parent_span_id"] not in by_id]
+    assert orphans == []
+    roots = sorted(
+        span["attributes"]["input.value"] for span in spans if not span["parent_span_id"]
+    )
+    assert roots == sorted(
+        [
+            "plan a trip to Lisbon",
+            "add a day in Sintra",
+            "summarise the Q3 report",
+            "now in three bullet points",
+            "draft a reply to Ana",
+            "make it more formal",
+        ]
+    )
