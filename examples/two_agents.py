@@ -102,7 +102,8 @@ def span(name: str, kind: str, **attributes: str) -> AbstractContextManager[Any]
         return nullcontext()
     tracer = _Spans.provider.get_tracer("two_agents")
     attributes["openinference.span.kind"] = kind
-    return tracer.start_as_current_span(name, attributes=attributes)
+    started: AbstractContextManager[Any] = tracer.start_as_current_span(name, attributes=attributes)
+    return started
 
 
 def where(agent: str, step: str) -> Report:
