@@ -89,14 +89,19 @@ def main() -> int:
 
     lines = [line.split(" ", 3) for line in captured.getvalue().splitlines()]
     assert len(lines) == 3 * CONVERSATIONS + 3, len(lines)
+    traces: dict[str, set[str]] = {}
     for session_id, trace_id, _thread, message in lines:
         named = message.split(" ", 1)[0]
         if named.startswith("conversation-"):
             assert session_id == named, (session_id, message)
-        else:
-            assert session_id == "None", (session_id, message)
-        expected_trace = TRACE_ID if named == "conversation-remote" else "None"
-        assert trace_id == expected_trace, (trace_id, message)
+            traces.setdefault(named, set()).add(trace_id)
+        else:  # outside any unit of work: neither a session nor a trace
+            assert (session_id, trace_id) == ("None", "None"), (session_id, message)
+    # Each conversation is one unit of work: one trace id on all its lines, the
+    # pool thread's included; the remote one continues the caller's trace.
+    assert traces.pop("conversation-remote") == {TRACE_ID}
+    assert all(len(ids) == 1 and "None" not in ids for ids in traces.values()), traces
+    assert len(set.union(*traces.values())) == CONVERSATIONS
     print(f"logging_session: ok ({len(lines)} lines, each with its own session)")
     return 0
 

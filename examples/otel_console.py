@@ -23,7 +23,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from tracectrl import session_scope
 from tracectrl.context import continue_session, propagation_headers
-from tracectrl.integrations.otel import SESSION_ID_ATTRIBUTE, SessionSpanProcessor
+from tracectrl.integrations.otel import (
+    CONVERSATION_ID_ATTRIBUTE,
+    SESSION_ID_ATTRIBUTE,
+    SessionSpanProcessor,
+)
 
 memory = InMemorySpanExporter()
 provider = TracerProvider()
@@ -49,8 +53,14 @@ def main() -> int:
 
     spans = {span.name: span for span in memory.get_finished_spans()}
     asks, answers = spans["agent-a asks"], spans["agent-b answers"]
-    assert asks.attributes == {SESSION_ID_ATTRIBUTE: "conversation-42"}, asks.attributes
-    assert answers.attributes == {SESSION_ID_ATTRIBUTE: "conversation-42"}, answers.attributes
+    assert asks.attributes == {
+        SESSION_ID_ATTRIBUTE: "conversation-42",
+        CONVERSATION_ID_ATTRIBUTE: "conversation-42",
+    }, asks.attributes
+    assert answers.attributes == {
+        SESSION_ID_ATTRIBUTE: "conversation-42",
+        CONVERSATION_ID_ATTRIBUTE: "conversation-42",
+    }, answers.attributes
     assert SESSION_ID_ATTRIBUTE not in (spans["maintenance"].attributes or {})
     assert asks.context is not None
     assert answers.context is not None

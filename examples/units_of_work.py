@@ -1,8 +1,11 @@
 """``with`` / ``async with session_scope(...)`` around units of work, under heavy concurrency.
 
-Three workloads, each checking that every unit of work sees only its own
-session before, during and after its scope:
+Four workloads, each checking that every unit of work sees only its own
+session (and trace) before, during and after its scope:
 
+* three conversations of three turns each: three sessions, and every turn
+  its own trace, the same in its log lines and in its outgoing ``traceparent``,
+  even after a call made at start-up outside any unit of work;
 * a batch job that processes messages one by one, each message in the session
   it names, failures included;
 * 8 threads processing 250 units each, all overlapping (a barrier makes them
@@ -22,7 +25,14 @@ import threading
 from dataclasses import dataclass
 from typing import Optional
 
-from tracectrl import current_session_id, session_scope, set_session_id
+from tracectrl import (
+    current_session_id,
+    current_trace,
+    propagation_headers,
+    session_scope,
+    set_session_id,
+    with_session,
+)
 
 THREADS = 8
 UNITS_PER_THREAD = 250
@@ -45,6 +55,38 @@ def process(message: Message) -> str:
     if message.body == "poison":
         raise UnitFailed(message.session_id)
     return message.body.upper()
+
+
+CONVERSATIONS = 3
+TURNS = 3
+
+
+@with_session(new_trace=True)  # a turn of the conversation in force, with a trace of its own
+def turn(question: str) -> tuple[str, str, str]:
+    trace = current_trace()
+    assert trace is not None
+    sent = propagation_headers()  # what a call to another agent would carry
+    assert sent["X-TraceCtrl-Session"] == current_session_id()
+    return str(current_session_id()), trace.trace_id, sent["traceparent"].split("-")[1]
+
+
+@with_session(new=True)  # a conversation: a session of its own
+def conversation(number: int) -> list[tuple[str, str, str]]:
+    return [turn(f"question {number}.{n}") for n in range(TURNS)]
+
+
+def check_conversations_and_turns() -> None:
+    propagation_headers()  # a call at start-up, outside any unit of work: it leaves nothing
+    assert current_trace() is None
+    turns = [result for number in range(CONVERSATIONS) for result in conversation(number)]
+    sessions = {session for session, _, _ in turns}
+    traces = {trace for _, trace, _ in turns}
+    assert len(sessions) == CONVERSATIONS, sessions
+    assert len(traces) == CONVERSATIONS * TURNS, traces
+    assert all(trace == sent for _, trace, sent in turns)  # one trace id per turn
+    assert current_trace() is None
+    assert current_session_id() is None
+    print(f"conversations: {len(sessions)} sessions, {len(traces)} traces (one per turn)")
 
 
 def check_batch_job() -> None:
@@ -143,6 +185,7 @@ def check_async_requests() -> None:
 
 
 def main() -> int:
+    check_conversations_and_turns()
     check_batch_job()
     check_threads()
     check_async_requests()

@@ -18,7 +18,7 @@ from tracectrl.context import (
     inject_trace_headers,
     propagation_headers,
 )
-from tracectrl.session import new_session, set_session_id
+from tracectrl.session import set_session_id
 
 # Both places the current trace can live: tracectrl's ContextVar and OpenTelemetry's context.
 pytestmark = pytest.mark.usefixtures("trace_backend")

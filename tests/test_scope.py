@@ -6,10 +6,11 @@ import asyncio
 import contextvars
 import threading
 import warnings
+from collections.abc import Iterator
 
 import pytest
 
-from tracectrl import current_session_id, new_session, session_scope, set_session_id
+from tracectrl import current_session_id, current_trace, new_session, session_scope, set_session_id
 
 
 def test_scope_with_id_sets_it_and_restores_none_after() -> None:
@@ -186,7 +187,7 @@ def test_one_scope_object_entered_by_300_tasks_gives_each_its_own_previous_sessi
     asyncio.run(main())
 
 
-def test_scope_exited_in_another_task_warns_and_restores_there_only() -> None:
+def test_scope_exited_in_another_task_warns_and_changes_nothing_there() -> None:
     async def main() -> None:
         scope = session_scope("opened-in-a")
         entered = asyncio.Event()
@@ -203,7 +204,7 @@ def test_scope_exited_in_another_task_warns_and_restores_there_only() -> None:
         async def task_b() -> str | None:
             set_session_id("b-own")
             await entered.wait()
-            with pytest.warns(RuntimeWarning, match="exited in a different thread or task"):
+            with pytest.warns(RuntimeWarning, match="never entered it"):
                 scope.__exit__(None, None, None)
             return current_session_id()
 
@@ -211,9 +212,10 @@ def test_scope_exited_in_another_task_warns_and_restores_there_only() -> None:
         b_after = await asyncio.create_task(task_b())
         a_may_finish.set()
         await a
-        # The exiting task gets the value from before the scope; the entering task,
-        # which no other task can change, keeps the scope's value.
-        assert b_after == "a-before"
+        # The exiting task keeps its own session: A's previous one is not B's to
+        # get.  The entering task, which no other task can change, keeps the
+        # scope's value, and its own exit still restores its previous one.
+        assert b_after == "b-own"
         assert a_seen == ["opened-in-a"]
 
     asyncio.run(main())
@@ -237,6 +239,30 @@ def test_scope_exited_in_another_thread_does_not_raise() -> None:
     thread.join()
     assert errors == []
     assert current_session_id() == "main-thread-scope"
+    scope.__exit__(None, None, None)  # the correct exit still works, and does not raise
+    assert current_session_id() is None
+
+
+def test_an_exit_where_the_scope_was_never_entered_leaves_that_context_untouched() -> None:
+    scope = session_scope("entered-in-main")
+    scope.__enter__()
+    seen: list[tuple[str | None, object]] = []
+
+    def wrong_exit() -> None:
+        with session_scope("bob") as bob:
+            before = current_trace()
+            with pytest.warns(RuntimeWarning, match="never entered it"):
+                scope.__exit__(None, None, None)
+            seen.append((current_session_id(), current_trace() == before))
+            assert bob == "bob"
+
+    thread = threading.Thread(target=wrong_exit)
+    thread.start()
+    thread.join()
+    assert seen == [("bob", True)]
+    assert current_session_id() == "entered-in-main"
+    scope.__exit__(None, None, None)
+    assert current_session_id() is None
 
 
 def test_scope_repr_names_its_mode() -> None:
@@ -252,3 +278,22 @@ def test_new_session_inside_a_scope_is_undone_on_exit() -> None:
         return current_session_id()
 
     assert contextvars.copy_context().run(body) is None
+
+
+def test_an_abandoned_generator_closed_during_another_request_leaves_its_session_alone() -> None:
+    def stream() -> Iterator[str]:
+        with session_scope("alice"):  # a scope spanning a yield: the mistake being survived
+            yield "token"
+
+    first_request = contextvars.copy_context()
+    abandoned = first_request.run(stream)
+    first_request.run(next, abandoned)
+
+    def second_request() -> str | None:
+        nonlocal abandoned
+        with session_scope("bob"):
+            with pytest.warns(RuntimeWarning):
+                del abandoned  # the last reference: closed here, in bob's request
+            return current_session_id()
+
+    assert contextvars.copy_context().run(second_request) == "bob"

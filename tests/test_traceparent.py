@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tracectrl._trace import TraceContext
+from tracectrl._trace import TraceContext, new_span_id, new_trace, new_trace_id
 from tracectrl._tracecontext import (
     FLAG_RANDOM,
     FLAG_SAMPLED,
     format_traceparent,
-    new_span_id,
-    new_trace,
-    new_trace_id,
     outgoing_traceparent,
     parse_traceparent,
     trace_from_fields,

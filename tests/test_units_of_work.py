@@ -24,7 +24,7 @@ from tracectrl import (
     start_thread,
     with_session,
 )
-from tracectrl._trace import _trace_context
+from tracectrl._trace import UnitTrace, _trace_context
 
 pytestmark = pytest.mark.usefixtures("trace_backend")
 
@@ -218,8 +218,9 @@ def test_concurrent_units_each_see_only_their_own_trace() -> None:
         barrier = asyncio.Barrier(500)
         return await asyncio.gather(*(unit(index, barrier) for index in range(500)))
 
-    if not hasattr(asyncio, "Barrier"):  # Python < 3.11: the same check, with an Event
-        return _concurrent_units_with_threads()
+    if not hasattr(asyncio, "Barrier"):  # Python < 3.11: the same check, with threads
+        _concurrent_units_with_threads()
+        return
     results = asyncio.run(main())
     assert len({first for first, _ in results}) == 500
     assert all(first == sent for first, sent in results)
@@ -247,8 +248,8 @@ def _concurrent_units_with_threads() -> None:
 def test_a_unit_nobody_reads_a_trace_in_makes_no_ids() -> None:
     with session_scope("conversation"):
         state = _trace_context.get()
-        assert state is not None
-        assert getattr(state, "trace", "not lazy") is None
+        assert isinstance(state, UnitTrace)
+        assert state.peek() is None
 
 
 # Finding 3: a stale trace survives ------------------------------------------------------

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 from contextvars import ContextVar, Token
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, cast
 
 from opentelemetry import context as otel_context_module
 from opentelemetry.context import Context, attach, get_current
@@ -43,7 +43,13 @@ from tracectrl._tracecontext import tracestate_items
 class OpenTelemetryBridge:
     """Reads and writes tracectrl's current trace as OpenTelemetry's current span."""
 
-    __slots__ = ("_last_converted",)
+    __slots__ = ("_last_converted", "get_context", "no_span", "span_key")
+
+    #: OpenTelemetry's current context, read at C speed (set below, once the reader is known).
+    get_context: Callable[[], Context]
+    #: The context key of the current span, and the span that means none.
+    span_key: str
+    no_span: Span
 
     def __init__(self) -> None:
         # The last span read that tracectrl did not attach, and its conversion:
@@ -116,7 +122,8 @@ class OpenTelemetryBridge:
 
     def restore_span(self, token: object) -> None:
         """Undo :meth:`hide_span`, safely even from another context."""
-        reset(token.var, token)  # type: ignore[attr-defined]
+        context_token = cast("Token[Any]", token)
+        reset(context_token.var, context_token)
 
     def attach_trace(self, trace: TraceContext | None) -> Token[TraceValue]:
         """Make ``trace`` OpenTelemetry's current span context; return the token to detach it.
@@ -278,3 +285,9 @@ def _trace_state(header: str) -> TraceState:
     if _LAZY_TRACE_STATE:
         return _ValidatedTraceState(header)
     return TraceState.from_header([header])
+
+
+# Every unit of work reads these; plain attributes spare it a Python-level call.
+BRIDGE.get_context = _current_context
+BRIDGE.span_key = _SPAN_KEY
+BRIDGE.no_span = INVALID_SPAN

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any, Optional, Union
+from contextvars import Token
+from typing import Any, Optional, Union, cast
 
 from tracectrl._tokens import reset
 from tracectrl._trace import TraceContext
@@ -102,7 +103,8 @@ def make_current(span: Any) -> object:
 
 def unmake_current(token: object) -> None:
     """Undo :func:`make_current`, safely even from another context."""
-    reset(token.var, token)  # type: ignore[attr-defined]
+    context_token = cast("Token[Any]", token)
+    reset(context_token.var, context_token)
 
 
 def end_span(span: Any, error: BaseException | None) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import warnings
+from contextlib import suppress
 from contextvars import Context, ContextVar, Token
-from typing import Optional, TypeVar
+from typing import Any, Optional, TypeVar
 
 _T = TypeVar("_T")
 
@@ -13,6 +14,19 @@ CROSS_CONTEXT_WARNING = (
     "entered it; the value from before the scope was restored in the exiting context "
     "only. Enter and exit each scope in the same task (see docs: Troubleshooting)."
 )
+
+
+FOREIGN_EXIT_WARNING = (
+    "a tracectrl scope was exited in a thread or task that never entered it; nothing "
+    "was changed there, and the entering context keeps its values until it exits "
+    "the scope itself. Enter and exit each scope in the same task (see docs: "
+    "Troubleshooting)."
+)
+
+
+def warn_foreign_exit() -> None:
+    """Warn that a scope was exited where no entry of it was made (the caller changes nothing)."""
+    warnings.warn(FOREIGN_EXIT_WARNING, RuntimeWarning, stacklevel=4)
 
 
 def reset_latest(
@@ -24,32 +38,31 @@ def reset_latest(
     Entries made in one context nest, so the newest token this context can reset
     is the one its innermost entry took; tokens of other threads and tasks that
     entered the same object are skipped and kept for their own exits.  When no
-    token belongs to this context the scope is being exited somewhere else: the
-    value from before the newest entry is set here and a :class:`RuntimeWarning`
-    is issued.
+    token belongs to this context the scope is being exited somewhere it was
+    never entered: nothing is changed here (the exiting context's values are
+    not the scope's to restore), the tokens stay for the contexts that own
+    them, and a :class:`RuntimeWarning` is issued.
 
-    Only ``append``, indexing, ``pop`` and ``remove`` touch ``tokens``, each
-    atomic, so threads sharing one scope object never take each other's token.
-    The token used is removed from ``tokens`` and returned, so that a caller
-    keeping other per-entry data can undo that entry's too; ``None`` means
-    ``tokens`` was empty and there was nothing to undo.
+    Only ``append``, indexing and ``remove`` touch ``tokens``, each atomic, so
+    threads sharing one scope object never take each other's token, and a
+    misbehaving thread never makes a correct one raise.  The token used is
+    removed from ``tokens`` and returned, so that a caller keeping other
+    per-entry data can undo that entry's too; ``None`` means nothing was undone.
     """
     for token in reversed(tokens[:]):  # a copy: other threads change the list meanwhile
         try:
             var.reset(token)
         except (ValueError, RuntimeError):
             continue  # another context's entry, or one its own thread is exiting now
-        tokens.remove(token)
+        with suppress(ValueError):  # never expected: only its own context removes a token
+            tokens.remove(token)
         return token
-    try:
-        token = tokens.pop()
-    except IndexError:
-        return None  # exited more often than entered
-    restore_elsewhere(var, token)
-    return token
+    if tokens:
+        warn_foreign_exit()
+    return None  # exited more often than entered, or where it was never entered
 
 
-def reset(var: ContextVar[Optional[_T]], token: Token[Optional[_T]]) -> None:
+def reset(var: ContextVar[_T], token: Token[_T]) -> None:
     """Reset ``var`` with ``token``; if it was made in another context, restore safely there."""
     try:
         var.reset(token)
@@ -59,14 +72,14 @@ def reset(var: ContextVar[Optional[_T]], token: Token[Optional[_T]]) -> None:
         pass  # already used: nothing left to restore
 
 
-def restore_elsewhere(var: ContextVar[Optional[_T]], token: Token[Optional[_T]]) -> None:
+def restore_elsewhere(var: ContextVar[_T], token: Token[_T]) -> None:
     """Set the value from before ``token`` in the current context and warn once per call site.
 
     ``ContextVar.reset`` refuses a token made in another ``Context``; this is the
     safe fallback, in the spirit of OpenTelemetry's ``detach``, which never raises
     inside the host application.
     """
-    old = token.old_value
+    old: Any = token.old_value
     if old is Token.MISSING:
         # Unset before the scope: restore the variable's default, read in an empty context.
         try:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from contextvars import ContextVar, Token
 from random import getrandbits
-from typing import NamedTuple, Optional, Protocol, Union
+from typing import Any, NamedTuple, Optional, Protocol, Union
 
 from tracectrl._tokens import reset
 
@@ -70,26 +70,33 @@ def new_span_id() -> str:
 class UnitTrace:
     """The trace of one unit of work, started on its first read.
 
-    ``trace`` is ``None`` until :meth:`resolve` makes the ids.  Two threads
+    ``trace`` is unset until :meth:`resolve` makes the ids.  Two threads
     reading at once may both make one; the assignment is atomic and the first
     one stored is kept, so every reader returns the same trace.
     """
 
+    # No __init__: a class without one is made by a C-level call, and every
+    # unit of work that starts a trace makes one (see _unit.enter).
     __slots__ = ("trace",)
 
-    def __init__(self) -> None:
-        self.trace: Optional[TraceContext] = None
+    trace: TraceContext
 
     def resolve(self) -> TraceContext:
         """Return the unit's trace, making its ids now if nobody has read it yet."""
-        trace = self.trace
-        if trace is None:
+        try:
+            return self.trace
+        except AttributeError:
             made = new_trace()
-            # setdefault-like under the GIL: keep whichever trace was stored first.
-            trace = self.trace
-            if trace is None:
-                self.trace = trace = made
-        return trace
+        # setdefault-like under the GIL: keep whichever trace was stored first.
+        try:
+            return self.trace
+        except AttributeError:
+            self.trace = made
+            return made
+
+    def peek(self) -> TraceContext | None:
+        """Return the unit's trace if someone has read it, without making ids."""
+        return getattr(self, "trace", None)
 
 
 #: What the ContextVar holds: a trace, a unit's holder, or nothing.
@@ -112,7 +119,7 @@ def current_trace() -> TraceContext | None:
             return trace
     state = _trace_context.get()
     if state is None or state.__class__ is TraceContext:
-        return state  # type: ignore[return-value]
+        return state
     return state.resolve()  # type: ignore[union-attr]
 
 
@@ -134,7 +141,7 @@ def is_started(trace: TraceContext) -> bool:
     if _bridge is None:
         return False
     state = _trace_context.get()
-    return trace is state or (state.__class__ is UnitTrace and trace is state.trace)  # type: ignore[union-attr]
+    return trace is state or (state.__class__ is UnitTrace and trace is state.peek())
 
 
 def started_trace() -> TraceContext | None:
@@ -147,7 +154,7 @@ def started_trace() -> TraceContext | None:
     if state is None:
         return None
     if state.__class__ is UnitTrace:
-        return state.resolve()  # type: ignore[union-attr]
+        return state.resolve()
     return None
 
 
@@ -204,7 +211,7 @@ def register_session_attributes(names: tuple[str, ...]) -> None:
 
 
 def stamp_session(session_id: str) -> None:
-    """Give the local span in force (a server span started before the session was known) the session.
+    """Give the local span in force (a server span that started before the session) the session.
 
     Only a recording span that lacks the attribute is changed, and only under
     the names a ``SessionSpanProcessor`` stamps; without one, nothing.
@@ -215,7 +222,7 @@ def stamp_session(session_id: str) -> None:
 
 
 def otel_context() -> object | None:
-    """Return OpenTelemetry's current context, to restore on exit; ``None`` without OpenTelemetry."""
+    """Return OpenTelemetry's current context to restore on exit; ``None`` without it."""
     bridge = _bridge
     return None if bridge is None else bridge.context()
 
@@ -233,6 +240,14 @@ def restore_otel_context(saved: object) -> None:
 
 class _Bridge(Protocol):
     """Where the current trace lives instead of the ContextVar: OpenTelemetry's context."""
+
+    def get_context(self) -> Any: ...
+
+    @property
+    def span_key(self) -> str: ...
+
+    @property
+    def no_span(self) -> object: ...
 
     def current_trace(self) -> TraceContext | None: ...
 
@@ -257,6 +272,20 @@ class _BridgeLookup:
     """
 
     __slots__ = ()
+
+    def get_context(self) -> object | None:
+        _look_up_bridge()
+        return otel_context()
+
+    @property
+    def span_key(self) -> str:
+        _look_up_bridge()
+        return "" if _bridge is None else _bridge.span_key
+
+    @property
+    def no_span(self) -> object:
+        _look_up_bridge()
+        return None if _bridge is None else _bridge.no_span
 
     def current_trace(self) -> TraceContext | None:
         _look_up_bridge()

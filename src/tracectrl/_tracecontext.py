@@ -18,7 +18,7 @@ import re
 from random import getrandbits
 from typing import TYPE_CHECKING
 
-from tracectrl._trace import TraceContext, new_span_id, new_trace, new_trace_id
+from tracectrl._trace import TraceContext
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -38,12 +38,12 @@ from tracectrl._trace import (
     current_trace,
     detach_trace,
     hide_span,
+    new_trace,
     restore_span,
     set_trace_state,
     stamp_session,
 )
 from tracectrl._tracecontext import (
-    new_trace,
     outgoing_traceparent,
     outgoing_tracestate,
     trace_from_fields,
@@ -181,8 +181,8 @@ class continue_session:
     On exit, normal, by exception or by cancellation, the session and trace
     from before the entry are restored.  One object may be entered nested or
     by many tasks at once: each entry restores what it replaced.  Exit in the
-    thread or task that entered; an exit elsewhere restores the values from
-    before in the exiting context and warns with :class:`RuntimeWarning`.
+    thread or task that entered; an exit where it was never entered changes
+    nothing there and warns with :class:`RuntimeWarning`.
     """
 
     __slots__ = ("_headers", "_session_tokens", "_trace_tokens")

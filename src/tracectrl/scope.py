@@ -22,6 +22,7 @@ from typing import (
 
 from typing_extensions import ParamSpec
 
+from tracectrl import _trace as _trace_module
 from tracectrl._sessionvar import fresh_session_id, session_var
 from tracectrl._span import AttributeValue
 from tracectrl._tokens import reset
@@ -88,8 +89,9 @@ class session_scope:
     before the entry, whether the block returns, raises or is cancelled, so a
     ``set_session_id`` inside the block is undone too.  One scope object may be
     entered nested or by many tasks at once: each entry keeps its own tokens.
-    Exiting in another task or thread than the one that entered does not raise:
-    the previous values are restored in the exiting context and a
+    Exiting in a task or thread that never entered the object does not raise
+    and changes nothing there: the exiting context keeps its own session and
+    trace, the entering one keeps the scope's until it exits, and a
     :class:`RuntimeWarning` names the mistake.
 
     Raises:
@@ -143,12 +145,17 @@ class session_scope:
         except (ValueError, RuntimeError, IndexError):
             leave_latest(entries, exc)  # another task's entry is newest, or none is open
             return
-        entries.remove(entry)  # by identity: other threads may have added theirs since
+        # By identity: other threads may have added theirs since.  Only the context
+        # that made an entry removes it, so it is always there.
+        entries.remove(entry)
         extras = entry[2]
         if extras is not None:
             _leave_extras(extras, exc)
-        if entry[3] is not None:
-            _restore_otel_context(entry[3])
+        otel = entry[3]
+        if otel is not None:
+            bridge = _trace_module._bridge
+            if bridge is not None and bridge.get_context() is not otel:
+                _restore_otel_context(otel)
         try:
             _reset_trace(entry[1])
         except (ValueError, RuntimeError):
@@ -180,8 +187,11 @@ class session_scope:
         extras = entry[2]
         if extras is not None:
             _leave_extras(extras, exc)
-        if entry[3] is not None:
-            _restore_otel_context(entry[3])
+        otel = entry[3]
+        if otel is not None:
+            bridge = _trace_module._bridge
+            if bridge is not None and bridge.get_context() is not otel:
+                _restore_otel_context(otel)
         try:
             _reset_trace(entry[1])
         except (ValueError, RuntimeError):
@@ -214,7 +224,7 @@ def _checked_scope_id(session_id: object, new: bool) -> str | object | None:
 
 
 def _trace_rule(new: bool, new_trace: bool | None) -> bool | None:
-    """Return what an entry does with the trace: ``True`` new, ``False`` keep, ``None`` the rules."""
+    """Return what an entry does with the trace: ``True`` new, ``False`` keep, ``None``: rules."""
     if new_trace is None:
         return True if new else None
     if new_trace.__class__ is not bool:
@@ -330,10 +340,10 @@ def with_session(
             raise ValueError("attributes= are the span's: pass span= too")
         return functools.partial(_decorate, unit=_Unit(resolve, rule, None))
     if span is True:
-        return functools.partial(_decorate_with_span, resolve=resolve, rule=rule, attributes=attributes)
-    return functools.partial(
-        _decorate, unit=_Unit(resolve, rule, _span_request(span, attributes))
-    )
+        return functools.partial(
+            _decorate_with_span, resolve=resolve, rule=rule, attributes=attributes
+        )
+    return functools.partial(_decorate, unit=_Unit(resolve, rule, _span_request(span, attributes)))
 
 
 _Resolver = Callable[[tuple[Any, ...], dict[str, Any]], str]
@@ -406,10 +416,10 @@ def _decorate(func: Callable[_P, _R], unit: _Unit) -> Callable[_P, _R]:
 
 
 def _function_wrapper(func: Callable[..., _R], unit: _Unit) -> Callable[..., _R]:
-    enter_unit = unit.enter
+    resolve, rule, span = unit.resolve, unit.rule, unit.span
 
     def call_in_session(*args: Any, **kwargs: Any) -> _R:
-        entry = enter_unit(args, kwargs)
+        entry = _enter(resolve(args, kwargs), rule, span)
         try:
             result = func(*args, **kwargs)
         except BaseException as error:
@@ -422,10 +432,10 @@ def _function_wrapper(func: Callable[..., _R], unit: _Unit) -> Callable[..., _R]
 
 
 def _coroutine_wrapper(func: Callable[..., Any], unit: _Unit) -> Callable[..., Any]:
-    enter_unit = unit.enter
+    resolve, rule, span = unit.resolve, unit.rule, unit.span
 
     async def await_in_session(*args: Any, **kwargs: Any) -> Any:
-        entry = enter_unit(args, kwargs)
+        entry = _enter(resolve(args, kwargs), rule, span)
         try:
             result = await func(*args, **kwargs)
         except BaseException as error:
@@ -529,4 +539,3 @@ def _async_generator_wrapper(
             entry = resume(suspended)
 
     return iterate_in_session
-

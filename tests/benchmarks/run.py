@@ -27,6 +27,7 @@ import statistics
 import sys
 import time
 import tracemalloc
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import Context, ContextVar, copy_context
@@ -108,6 +109,20 @@ def minimal_decorator(value: str) -> Callable[[Callable[..., Any]], Callable[...
         return wrapper
 
     return decorate
+
+
+class MinimalNewSessionScope:
+    """The least code doing a new session's job: the env variable or a uuid4, set, reset."""
+
+    __slots__ = ("token",)
+
+    def __enter__(self) -> str:
+        value = os.environ.get("TRACECTRL_SESSION_ID") or str(uuid.uuid4())
+        self.token = _minimal_var.set(value)
+        return value
+
+    def __exit__(self, *exc_info: object) -> None:
+        _minimal_var.reset(self.token)
 
 
 def noop() -> None:
@@ -214,6 +229,8 @@ def build_rows() -> list[Row]:
         _guard("`with session_scope(id)` enter+exit", _scope_row),
         _guard("`async with session_scope(id)`", _async_scope_row),
         _guard("`@with_session` call on a no-op function", _decorator_row),
+        _guard("`with session_scope(new=True)`, trace unread", _new_scope_row),
+        _guard("`with session_scope(id, span=...)` (SDK, no processor)", _span_row),
         _guard("`extract_trace_headers` (traceparent + 3-member tracestate)", _extract_row),
         _guard("`inject_trace_headers`", _inject_row),
         _guard("baggage parse (2 members)", _baggage_row),
@@ -416,6 +433,54 @@ def _baggage_row(operation: str) -> Row:
                     names,
                 ),
                 Target(faster_by=4),
+            )
+        ],
+    )
+
+
+def _new_scope_row(operation: str) -> Row:
+    from tracectrl import session_scope
+
+    names = {"scope": session_scope(new=True), "minimal": MinimalNewSessionScope()}
+    return Row(
+        operation,
+        Case("with session_scope(new=True)", "with scope: pass", names),
+        [
+            Comparison(
+                Case(
+                    "minimal new-session manager (env, uuid4, set/reset)",
+                    "with minimal: pass",
+                    names,
+                ),
+                Target(at_most=1.3),
+            )
+        ],
+    )
+
+
+def _span_row(operation: str) -> Row:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from tracectrl import session_scope
+
+    provider = TracerProvider()
+    # span= starts its spans from the global provider; set it once, before any is made.
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        trace.set_tracer_provider(provider)
+    tracer = trace.get_tracer("bench")
+    names = {"scope": session_scope(SESSION_ID, span="unit"), "tracer": tracer}
+    return Row(
+        operation,
+        Case('with session_scope(sid, span="unit")', "with scope: pass", names),
+        [
+            Comparison(
+                Case(
+                    "OpenTelemetry start_as_current_span alone",
+                    "with tracer.start_as_current_span('unit'): pass",
+                    names,
+                ),
+                Target(at_most=1.15),
             )
         ],
     )

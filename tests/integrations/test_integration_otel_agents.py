@@ -56,10 +56,14 @@ def test_agents_over_asgi_share_trace_and_session_on_their_spans(tracing: Tracin
     assert b.context.trace_id == a.context.trace_id
     assert b.parent.span_id == a.context.span_id
     assert b.parent.is_remote
-    assert a.attributes == b.attributes == {
-        SESSION_ID_ATTRIBUTE: session_id,
-        CONVERSATION_ID_ATTRIBUTE: session_id,
-    }
+    assert (
+        a.attributes
+        == b.attributes
+        == {
+            SESSION_ID_ATTRIBUTE: session_id,
+            CONVERSATION_ID_ATTRIBUTE: session_id,
+        }
+    )
     assert body["session"] == session_id
 
 
@@ -84,10 +88,14 @@ def test_agents_over_wsgi_share_trace_and_session_on_their_spans(tracing: Tracin
     assert b.parent is not None
     assert b.context.trace_id == a.context.trace_id
     assert b.parent.span_id == a.context.span_id
-    assert a.attributes == b.attributes == {
-        SESSION_ID_ATTRIBUTE: session_id,
-        CONVERSATION_ID_ATTRIBUTE: session_id,
-    }
+    assert (
+        a.attributes
+        == b.attributes
+        == {
+            SESSION_ID_ATTRIBUTE: session_id,
+            CONVERSATION_ID_ATTRIBUTE: session_id,
+        }
+    )
     assert body["session"] == session_id
 
 

@@ -74,9 +74,17 @@ def test_extract_reads_the_header_then_the_baggage(carrier: dict[str, str]) -> N
     "value",
     ["", "x" * 10_240, "abc\r\nX-Injected: 1", "abc\x00", "abc%0D%0A", "%FF"],
 )
-def test_extract_ignores_invalid_sessions_and_returns_the_context_unchanged(value: str) -> None:
+def test_extract_ignores_invalid_sessions_and_the_request_has_none(value: str) -> None:
+    set_session_id("left-by-an-earlier-request")
     base = Context({"kept": 1})
-    assert PROPAGATOR.extract({"x-tracectrl-session": value}, base) is base
+    extracted = PROPAGATOR.extract({"x-tracectrl-session": value}, base)
+    assert extracted.get("kept") == 1
+    token = otel_context.attach(extracted)
+    try:
+        assert current_session_id() is None
+    finally:
+        otel_context.detach(token)
+    assert current_session_id() == "left-by-an-earlier-request"
 
 
 def test_extract_survives_a_getter_that_fails() -> None:

@@ -45,7 +45,6 @@ from tracectrl.integrations.otel import (
     SESSION_ID_ATTRIBUTE,
     SessionSpanProcessor,
 )
-from tracectrl.integrations.requests import PropagatingSession
 
 FORMAT = "%(session_id)s %(trace_id)s %(span_id)s %(message)s"
 
@@ -80,10 +79,15 @@ def hex_trace(span: ReadableSpan) -> str:
 # Finding 2: two trace ids in one request; orphan parents ------------------------------
 
 
-def test_one_unit_logs_one_trace_id_before_and_inside_its_spans(
-    tracing: Tracing, instrumented_log: tuple[logging.Logger, io.StringIO]
-) -> None:
-    log, stream = instrumented_log
+def test_one_unit_logs_one_trace_id_before_and_inside_its_spans(tracing: Tracing) -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(session_logging.SessionLogFilter())
+    handler.setFormatter(logging.Formatter("%(session_id)s %(trace_id)s %(message)s"))
+    log = logging.getLogger("agent-2")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
     tracer = tracing.provider.get_tracer("agent")
 
     @with_session(new=True)
@@ -94,13 +98,15 @@ def test_one_unit_logs_one_trace_id_before_and_inside_its_spans(
         log.info("after it")
         return inject_trace_headers()["traceparent"].split("-")[1]
 
-    sent = [agent() for _ in range(2)]
-    logged = lines(stream)
+    try:
+        sent = [agent() for _ in range(2)]
+    finally:
+        log.removeHandler(handler)
+    logged = [line.split(" ")[1] for line in stream.getvalue().splitlines()]
     spans = tracing.exporter.get_finished_spans()
     assert len(spans) == 2
     for index, span in enumerate(spans):
-        unit = logged[index * 3 : index * 3 + 3]
-        assert {line[1] for line in unit} == {hex_trace(span), sent[index]}
+        assert set(logged[index * 3 : index * 3 + 3]) == {hex_trace(span)} == {sent[index]}
         assert span.parent is None  # a root of the unit's trace: no parent nobody exports
     assert sent[0] != sent[1]
 
@@ -367,3 +373,33 @@ def test_session_log_filter_on_a_handler_stamps_records_of_child_loggers() -> No
     ((session_id, trace_id, span_id, message),) = lines(stream)
     assert (session_id, span_id, message) == ("conversation-f", "None", "hello")
     assert len(trace_id) == 32
+
+
+# Issue 11: either middleware order is clean ----------------------------------------------
+
+
+def test_wsgi_middleware_around_opentelemetrys_detaches_cleanly(
+    tracing: Tracing, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tracectrl.integrations.wsgi import SessionMiddleware as SessionWSGIMiddleware
+
+    flask_app = flask.Flask("agent-b")
+
+    @flask_app.route("/")
+    def handler() -> Any:
+        return {"seen": current_session_id()}
+
+    inner = OtelWSGIMiddleware(flask_app.wsgi_app, tracer_provider=tracing.provider)
+    flask_app.wsgi_app = SessionWSGIMiddleware(inner)  # type: ignore[method-assign]
+    with (
+        caplog.at_level(logging.ERROR, logger="opentelemetry.context"),
+        serving_wsgi(flask_app, worker_threads=1) as url,
+        requests.Session() as http,
+    ):
+        seen = [
+            http.get(url, headers={"X-TraceCtrl-Session": f"conversation-{n}"}).json()
+            for n in range(20)
+        ]
+    assert seen == [{"seen": f"conversation-{n}"} for n in range(20)]
+    assert [record.getMessage() for record in caplog.records] == []
+    assert len(tracing.exporter.get_finished_spans()) == 20

@@ -83,3 +83,39 @@ assert_type(async_generator(2), AsyncIterator[int])
 
 session_scope(42)  # type: ignore[arg-type]
 with_session(42)  # type: ignore[call-overload]
+
+
+# Units of work: span=, attributes= and new_trace= keep the decorated signature.
+with session_scope("id", span="plan", attributes={"openinference.span.kind": "AGENT"}) as spanned:
+    assert_type(spanned, str)
+with session_scope(new_trace=True) as retraced:
+    assert_type(retraced, str)
+session_scope(span=True)  # type: ignore[arg-type]
+session_scope(attributes={"k": object()})  # type: ignore[dict-item]
+
+
+@with_session(new=True, span=True, attributes={"openinference.span.kind": "AGENT"})
+def agent_turn(prompt: str, *, retries: int = 0) -> bytes:
+    return prompt.encode()
+
+
+assert_type(agent_turn("hi", retries=1), bytes)
+agent_turn(1)  # type: ignore[arg-type]
+
+
+@with_session(new_trace=True, span="tool")
+async def tool_call(name: str) -> int:
+    return len(name)
+
+
+tool_pending = tool_call("search")
+_ = assert_type(tool_pending, Coroutine[Any, Any, int])
+tool_pending.close()
+
+
+@with_session(session_id=lambda user: user, span="stream")
+def token_stream(user: str) -> Iterator[str]:
+    yield user
+
+
+assert_type(token_stream("u"), Iterator[str])

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, NamedTuple, Optional
 try:
     from opentelemetry import context as otel_context
     from opentelemetry.context import Context, get_current
-    from opentelemetry.trace import SpanContext
     from opentelemetry.propagators.textmap import (
         CarrierT,
         DefaultGetter,
@@ -39,6 +38,7 @@ try:
         default_getter,
         default_setter,
     )
+    from opentelemetry.trace import SpanContext
 except ImportError as error:
     raise ImportError(
         "tracectrl.integrations.otel needs the OpenTelemetry API and SDK: "
@@ -150,9 +150,7 @@ def _join_unit_trace(span: Span) -> None:
         return
     try:
         current = span.get_span_context()
-        if current is None:
-            return
-        span._context = SpanContext(  # noqa: SLF001 - the SDK offers no public way
+        span._context = SpanContext(
             int(trace.trace_id, 16),
             current.span_id,
             False,

@@ -29,8 +29,9 @@ def add_session_context(
     ``session_id`` is the session in force where the event is logged,
     ``trace_id`` the 32-hex-digit id of the current trace (OpenTelemetry's
     current span when OpenTelemetry is installed) and ``span_id`` the
-    16-hex-digit id of the current span; each is ``None`` when there is none.  Keys the event already has (bound with ``bind()`` or passed to
-    the call) are kept.
+    16-hex-digit id of the current span; each is ``None`` when there is none.
+    Keys the event already has (bound with ``bind()`` or passed to the call)
+    are kept.
     """
     add_session_fields(event_dict)
     return event_dict

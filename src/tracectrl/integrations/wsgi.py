@@ -42,7 +42,10 @@ class SessionMiddleware:
     steps and after the request the worker thread holds none of them, so a
     thread the server reuses never carries one request's session into the
     next, even if the server forgets ``close()``.  A body that is a list or
-    tuple runs no code while sent and is returned as it is.
+    tuple runs no code while sent and is returned as it is.  The call and the
+    body share one context of the request's own, so a middleware inside this
+    one that attaches while called and detaches when the body closes
+    (OpenTelemetry's WSGI middleware) finds its token where it left it.
     """
 
     __slots__ = ("app",)
@@ -53,23 +56,43 @@ class SessionMiddleware:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Call the application in the caller's session and trace; return its body, wrapped."""
         headers = {name: environ[key] for name, key in _ENVIRON_KEYS if key in environ}
-        with continue_session(headers):
-            body = self.app(environ, start_response)
-            if isinstance(body, (list, tuple)):
-                return body
-            # The request's context as the application leaves it, for the body to run in.
-            context = copy_context()
-        return _BodyInContext(body, context)
+        # One context of its own for the whole request, the call and every step of
+        # the body: what the application attaches while called (OpenTelemetry's
+        # WSGI middleware, inside this one) is detached in the same context when
+        # the body closes, and the worker thread's own context is never touched.
+        context = copy_context()
+        scope = continue_session(headers)
+        body = context.run(_call_in_scope, scope, self.app, environ, start_response)
+        if isinstance(body, (list, tuple)):
+            context.run(scope.__exit__, None, None, None)
+            return body
+        return _BodyInContext(body, context, scope)
+
+
+def _call_in_scope(
+    scope: continue_session,
+    app: WSGIApplication,
+    environ: WSGIEnvironment,
+    start_response: StartResponse,
+) -> Iterable[bytes]:
+    """Enter ``scope`` and call the application; if it raises, leave the scope first."""
+    scope.__enter__()
+    try:
+        return app(environ, start_response)
+    except BaseException as error:
+        scope.__exit__(type(error), error, error.__traceback__)
+        raise
 
 
 class _BodyInContext:
     """A response body whose every step, and ``close()``, runs in the request's context."""
 
-    __slots__ = ("_body", "_context", "_iterator")
+    __slots__ = ("_body", "_context", "_iterator", "_scope")
 
-    def __init__(self, body: Iterable[bytes], context: Context) -> None:
+    def __init__(self, body: Iterable[bytes], context: Context, scope: continue_session) -> None:
         self._body = body
         self._context = context
+        self._scope: Optional[continue_session] = scope
         self._iterator: Optional[Iterator[bytes]] = None
 
     def __iter__(self) -> _BodyInContext:
@@ -83,5 +106,10 @@ class _BodyInContext:
 
     def close(self) -> None:
         close: Optional[Callable[[], object]] = getattr(self._body, "close", None)
-        if close is not None:
-            self._context.run(close)
+        try:
+            if close is not None:
+                self._context.run(close)
+        finally:
+            scope, self._scope = self._scope, None
+            if scope is not None:  # the request ends here, in its own context
+                self._context.run(scope.__exit__, None, None, None)
