@@ -17,6 +17,7 @@ celery = pytest.importorskip("celery", reason="Celery is not installed for this 
 
 import _celery_tasks as tasks  # noqa: E402
 from _services import Worker, celery_worker, redis_server  # noqa: E402
+from _tracing import Tracing  # noqa: E402
 from celery import chain, chord, group  # noqa: E402
 from celery.result import AsyncResult, ResultSet  # noqa: E402
 
@@ -281,3 +282,72 @@ def test_retried_task_keeps_its_session_after_its_worker_is_killed(
     assert seen["pid"] != killed_pid  # a new child ran the redelivered message
     assert (seen["session"], seen["trace"]) == publisher
     assert_clean_before(seen)
+
+
+@pytest.fixture(scope="module")
+def otel_worker(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+    """A solo worker instrumented by tracectrl and by OpenTelemetry's Celery instrumentation."""
+    with celery_worker(
+        broker, "solo", tmp_path_factory.mktemp("otel"), TRACECTRL_TEST_WORKER="tracectrl+otel"
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def propagator_worker(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+    """A solo worker with OpenTelemetry's Celery instrumentation and propagators alone."""
+    with celery_worker(
+        broker,
+        "solo",
+        tmp_path_factory.mktemp("propagators"),
+        TRACECTRL_TEST_WORKER="otel-propagators",
+        OTEL_PROPAGATORS="tracecontext,baggage,tracectrl_session",
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+def otel_celery(tracing: Tracing) -> Iterator[Tracing]:
+    """OpenTelemetry's Celery instrumentation in this process, publishing to ``tracing``."""
+    from opentelemetry.instrumentation.celery import CeleryInstrumentor
+
+    instrumentor = CeleryInstrumentor()
+    instrumentor.instrument(tracer_provider=tracing.provider)
+    yield tracing
+    instrumentor.uninstrument()
+
+
+def test_opentelemetry_celery_instrumentation_shares_one_trace_with_session_on_its_span(
+    otel_worker: Worker, otel_celery: Tracing
+) -> None:
+    tracer = otel_celery.provider.get_tracer("agent")
+    with session_scope("otel-celery-session"), tracer.start_as_current_span("agent") as agent:
+        result = tasks.report.apply_async(("otel",), queue=otel_worker.queue)
+    trace_id = format(agent.get_span_context().trace_id, "032x")
+    seen = outcome(result, otel_worker)
+    after = outcome(tasks.report.apply_async(("after",), queue=otel_worker.queue), otel_worker)
+    worker_spans = outcome(tasks.exported_spans.apply_async(queue=otel_worker.queue), otel_worker)
+
+    assert (seen["session"], seen["trace"]) == ("otel-celery-session", trace_id)
+    producer = next(
+        span for span in otel_celery.exporter.get_finished_spans() if span.name.startswith("apply")
+    )
+    assert format(producer.context.trace_id, "032x") == trace_id
+    consumer = next(span for span in worker_spans if span["name"] == "run/_celery_tasks.report")
+    assert consumer["trace"] == trace_id
+    assert consumer["parent"] == format(producer.context.span_id, "016x")
+    assert consumer["session"] == "otel-celery-session"
+    # Neither instrumentation's context outlives the task.
+    assert_clean_before(after)
+
+
+def test_opentelemetry_propagators_alone_carry_the_session_through_celery(
+    propagator_worker: Worker, otel_propagators_from_environment: None, otel_celery: Tracing
+) -> None:
+    tracectrl_celery.uninstrument()
+    tracer = otel_celery.provider.get_tracer("agent")
+    with session_scope("propagated-session"), tracer.start_as_current_span("agent") as agent:
+        result = tasks.report.apply_async(("env",), queue=propagator_worker.queue)
+    seen = outcome(result, propagator_worker)
+    assert seen["session"] == "propagated-session"
+    assert seen["trace"] == format(agent.get_span_context().trace_id, "032x")
