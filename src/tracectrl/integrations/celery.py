@@ -140,8 +140,14 @@ def _on_prerun(task_id: str | None = None, task: Task | None = None, **_: object
             # Run inline by apply(): the caller's own context is the publisher's.
             entry = applied(capture())
         else:
-            # The worker request's attributes are the message headers.
-            entry = continue_session(dict(vars(request)))
+            # The worker request's attributes are the message headers; only the
+            # propagation fields are handed on, in every spelling they came in.
+            fields = {
+                key: value
+                for key, value in vars(request).items()
+                if isinstance(key, str) and key.lower() in ALL_NAMES
+            }
+            entry = continue_session(fields)
         entry.__enter__()
         _running.setdefault(task_id, []).append((entry, capture()))
         _keep_last(signals.task_postrun, _on_postrun, _POSTRUN_UID)
