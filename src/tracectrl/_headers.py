@@ -6,8 +6,9 @@ Incoming headers arrive as a plain ``dict`` (keys in any case, values a
 ``multidict``, any other mapping, or a list of ``(name, value)`` pairs as in
 an ASGI scope.  Message brokers hand over the same shapes with ``bytes``
 values: a ``dict[str, bytes]`` (pika, Celery) or a list of ``(str, bytes)``
-pairs (Kafka clients), where a header may repeat or have no value.  Every field of a name is returned, in order, so that repeated
-``traceparent`` fields can be refused and repeated ``tracestate`` fields joined.
+pairs (Kafka clients), where a header may repeat or have no value.  Every
+field of a name is returned, in order, so that repeated ``traceparent``
+fields can be refused and repeated ``tracestate`` fields joined.
 Nothing here raises: input that cannot be read gives no fields.
 """
 

@@ -739,7 +739,11 @@ def _celery_row(operation: str) -> Row:
         integration._on_publish(headers=message)
         propagate.inject(message)
     work.push_request(**message)
-    publish, prerun, postrun = integration._on_publish, integration._on_prerun, integration._on_postrun
+    publish, prerun, postrun = (
+        integration._on_publish,
+        integration._on_prerun,
+        integration._on_postrun,
+    )
     names = {
         "publish": publish,
         "prerun": prerun,
@@ -763,10 +767,7 @@ def _celery_row(operation: str) -> Row:
         "headers = {}; publish(headers=headers); "
         "prerun(task_id='bench-task', task=task); postrun(task_id='bench-task')"
     )
-    theirs = (
-        "headers = {}; inject(headers); "
-        "detach(attach(extract(task.request, getter=getter)))"
-    )
+    theirs = "headers = {}; inject(headers); detach(attach(extract(task.request, getter=getter)))"
     return Row(
         operation,
         Case("tracectrl inject + extract + restore", ours, names, setup=in_session),

@@ -7,6 +7,7 @@ test or module that started it ends, even when it fails.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -47,14 +48,10 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     """Stop ``process`` and everything in its process group."""
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)  # prefork children left behind, if any
-    except ProcessLookupError:
-        pass
     process.wait()
 
 
@@ -113,9 +110,7 @@ class Worker(NamedTuple):
 
 
 @contextmanager
-def celery_worker(
-    broker: str, pool: str, tmp_path: Path, **environment: str
-) -> Iterator[Worker]:
+def celery_worker(broker: str, pool: str, tmp_path: Path, **environment: str) -> Iterator[Worker]:
     """Run ``celery worker`` for the tasks in ``_celery_tasks`` with ``pool``; stop it after."""
     queue = f"tracectrl-{pool}-{os.getpid()}-{free_port()}"
     concurrency = "1" if pool == "solo" else "2"

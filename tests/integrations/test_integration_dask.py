@@ -13,18 +13,18 @@ import pytest
 
 pytest.importorskip("distributed", reason="Dask distributed is not installed for this interpreter")
 
-from _process_tasks import overwrite_then_fail, report, report_then_overwrite  # noqa: E402
-from _services import child_environment  # noqa: E402
-from distributed import Client, LocalCluster  # noqa: E402
+from _services import child_environment
+from distributed import Client, LocalCluster
 
-from tracectrl import (  # noqa: E402
+from _process_tasks import overwrite_then_fail, report, report_then_overwrite
+from tracectrl import (
     current_session_id,
     current_trace,
     inject_trace_headers,
     session_scope,
 )
-from tracectrl._snapshot import ContextSnapshot  # noqa: E402
-from tracectrl.integrations.dask import submit  # noqa: E402
+from tracectrl._snapshot import ContextSnapshot
+from tracectrl.integrations.dask import submit
 
 pytestmark = pytest.mark.engines
 
@@ -37,13 +37,16 @@ def client() -> Iterator[Client]:
     previous = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = child_environment()["PYTHONPATH"]  # the workers import the tasks
     try:
-        with LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-        ) as cluster, Client(cluster) as connected:
+        with (
+            LocalCluster(
+                n_workers=2,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+            ) as cluster,
+            Client(cluster) as connected,
+        ):
             yield connected
     finally:
         if previous is None:

@@ -12,9 +12,9 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="Ray has no wheel installed for this interpreter")
 
-from _process_tasks import overwrite_then_fail, report, report_then_overwrite  # noqa: E402
 from _services import child_environment  # noqa: E402
 
+from _process_tasks import overwrite_then_fail, report, report_then_overwrite  # noqa: E402
 from tracectrl import (  # noqa: E402
     current_session_id,
     current_trace,

@@ -33,7 +33,7 @@ import threading
 from typing import TYPE_CHECKING, Union
 
 try:
-    from celery import signals
+    from celery import signals  # type: ignore[import-untyped]
 except ImportError as error:
     raise ImportError(
         'tracectrl.integrations.celery needs Celery: pip install "tracectrl[celery]"'
@@ -45,7 +45,7 @@ from tracectrl.context import continue_session, propagation_headers
 
 if TYPE_CHECKING:
     from celery import Task
-    from celery.utils.dispatch import Signal
+    from celery.utils.dispatch import Signal  # type: ignore[import-untyped]
 
 __all__ = ["instrument", "is_instrumented", "uninstrument"]
 
@@ -110,7 +110,7 @@ def _on_publish(headers: dict[str, object] | None = None, **_: object) -> None:
         # The message may already carry these fields (a retry republishes its
         # own headers; a user may have set some): the ones in force now win,
         # and valid baggage members other than session.id are kept.
-        stale = [key for key in headers if isinstance(key, str) and key.lower() in ALL_NAMES]
+        stale = [key for key in headers if key.lower() in ALL_NAMES]
         carried = {key: value for key in stale if isinstance(value := headers[key], str)}
         for key in stale:
             del headers[key]

@@ -74,9 +74,7 @@ def remote(
 ) -> Callable[[Callable[_P, _T]], TracedRemoteFunction[_P, _T]]: ...
 def remote(
     fn: Callable[_P, _T] | None = None, /, **options: Any
-) -> (
-    TracedRemoteFunction[_P, _T] | Callable[[Callable[_P, _T]], TracedRemoteFunction[_P, _T]]
-):
+) -> TracedRemoteFunction[_P, _T] | Callable[[Callable[_P, _T]], TracedRemoteFunction[_P, _T]]:
     """Make ``fn`` a Ray task that runs under its caller's session and trace.
 
     Use it as ``ray.remote`` is used: ``@remote`` or ``@remote(num_cpus=1)``
@@ -108,7 +106,9 @@ def actor_method(
     only.  What the method sets does not outlive the call, in the actor too.
     """
 
-    def traced(self: _Self, snapshot: ContextSnapshot, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+    def traced(
+        self: _Self, snapshot: ContextSnapshot, /, *args: _P.args, **kwargs: _P.kwargs
+    ) -> _T:
         return run_with_snapshot(snapshot, method, self, *args, **kwargs)
 
     # Not functools.wraps: Ray reads the signature through __wrapped__ and would
