@@ -163,7 +163,8 @@ class continue_session:
     with``); ``headers`` is any headers object :func:`extract_trace_headers`
     reads, a message broker's headers included.  The trace is the incoming
     one when ``traceparent`` is valid, else a new trace.  The session is
-    taken from ``X-TraceCtrl-Session``, else from ``baggage`` ``session.id``, else a new one is started as
+    taken from ``X-TraceCtrl-Session``, else from ``baggage``
+    ``session.id``, else a new one is started as
     :func:`tracectrl.session.new_session` would pick it (a UUID if
     ``$TRACECTRL_SESSION_ID`` is invalid).  Malformed, oversized or invalid
     incoming values are ignored and logged at DEBUG: entering never raises.
