@@ -46,8 +46,9 @@ def child_environment(**extra: str) -> dict[str, str]:
 
 def stop(process: subprocess.Popen[bytes]) -> None:
     """Stop ``process`` and everything in its process group."""
+    # SIGTERM to the main process alone: a Celery worker then stops its own children.
     if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
+        process.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=20)
     with contextlib.suppress(ProcessLookupError):
