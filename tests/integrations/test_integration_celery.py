@@ -6,6 +6,7 @@ worker`` subprocess runs the tasks of ``_celery_tasks`` with each pool.
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +37,9 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with redis_server(tmp_path_factory.mktemp("redis")) as url:
         tasks.app.conf.update(broker_url=url, result_backend=url)
         yield url
+        # Results unsubscribe from Redis when collected: let them, while Redis is still up.
+        gc.collect()
+        tasks.app.backend.result_consumer.stop()
         tasks.app.pool.force_close_all()
 
 
