@@ -726,6 +726,7 @@ def _celery_row(operation: str) -> Row:
     from tracectrl.context import extract_trace_headers
     from tracectrl.integrations import celery as integration
 
+    integration.instrument()  # as in a worker: the handlers are connected
     app = Celery("bench", set_as_current=False)
 
     @app.task

@@ -165,6 +165,22 @@ def test_chain_group_and_chord_carry_the_session(worker: Worker) -> None:
     assert {(item["session"], item["trace"]) for item in seen} == {publisher}
 
 
+def test_headers_written_by_another_publisher_are_continued(worker: Worker) -> None:
+    # A publisher without tracectrl (another language, a hand-made message) that
+    # writes the fields itself: the worker continues them as from tracectrl.
+    tracectrl_celery.uninstrument()
+    headers = {
+        "X-TraceCtrl-Session": "tenant%2Fhand-made",
+        "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    }
+    result = tasks.report.apply_async(("raw",), queue=worker.queue, headers=headers)
+    seen = outcome(result, worker)
+    assert (seen["session"], seen["trace"]) == (
+        "tenant/hand-made",
+        "0af7651916cd43dd8448eb211c80319c",
+    )
+
+
 HOSTILE_HEADERS: list[dict[str, str]] = [
     {"X-TraceCtrl-Session": "evil\r\nSet-Cookie: x", "traceparent": "00-zz-zz-01"},
     {"X-TraceCtrl-Session": "a" * 5000, "baggage": "session.id=" + "b" * 5000},
