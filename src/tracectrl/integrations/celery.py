@@ -20,10 +20,11 @@ for the prefork, threads and solo pools.  In eager mode (``task_always_eager``)
 the task runs in the caller's thread under the caller's session and trace, and
 whatever it sets is undone when it returns.
 
-OpenTelemetry's Celery instrumentation may run alongside: its producer span
-becomes the parent in the message, its consumer span gets ``session.id`` from
-:class:`tracectrl.integrations.otel.SessionSpanProcessor`, and both share one
-trace.  Needs ``pip install "tracectrl[celery]"``.
+OpenTelemetry's Celery instrumentation may run alongside, when
+:func:`instrument` is called before ``CeleryInstrumentor().instrument()``: its
+producer span becomes the parent in the message, its consumer span gets
+``session.id`` from :class:`tracectrl.integrations.otel.SessionSpanProcessor`,
+and both share one trace.  Needs ``pip install "tracectrl[celery]"``.
 """
 
 from __future__ import annotations
@@ -181,7 +182,8 @@ def _keep_last(signal: Signal, receiver: object, uid: str) -> None:
     ``task_prerun`` after ours and detach it in ``task_postrun``; contexts must
     be restored in the reverse order they were entered, or the last one to
     restore brings back a value from the middle, which would then leak into the
-    next task.  So our prerun handler runs first and our postrun handler last.
+    next task.  So our prerun handler runs first (:func:`instrument` is called
+    before the other instrumentation's) and our postrun handler last.
     """
     receivers = signal.receivers
     if receivers and receivers[-1][0][0] != uid:
