@@ -112,9 +112,11 @@ def _on_publish(headers: dict[str, object] | None = None, **_: object) -> None:
         # own headers; a user may have set some): the ones in force now win,
         # and valid baggage members other than session.id are kept.
         stale = [key for key in headers if key.lower() in ALL_NAMES]
-        carried = {key: value for key in stale if isinstance(value := headers[key], str)}
-        for key in stale:
-            del headers[key]
+        carried = None
+        if stale:
+            carried = {key: value for key in stale if isinstance(value := headers[key], str)}
+            for key in stale:
+                del headers[key]
         task_id = headers.get("id")
         running = _running.get(task_id) if isinstance(task_id, str) else None
         if running:
@@ -141,14 +143,7 @@ def _on_prerun(task_id: str | None = None, task: Task | None = None, **_: object
             # Run inline by apply(): the caller's own context is the publisher's.
             entry = applied(capture())
         else:
-            # The worker request's attributes are the message headers; only the
-            # propagation fields are handed on, in every spelling they came in.
-            fields = {
-                key: value
-                for key, value in vars(request).items()
-                if isinstance(key, str) and key.lower() in ALL_NAMES
-            }
-            entry = continue_session(fields)
+            entry = continue_session(_propagation_fields(vars(request)))
         entry.__enter__()
         _running.setdefault(task_id, []).append((entry, capture()))
         _keep_last(signals.task_postrun, _on_postrun, _POSTRUN_UID)
@@ -172,6 +167,19 @@ def _on_postrun(task_id: str | None = None, **_: object) -> None:
             _running.pop(task_id, None)
         if not _instrumented and not _running:
             signals.task_postrun.disconnect(dispatch_uid=_POSTRUN_UID)
+
+
+def _propagation_fields(request: dict[str, object]) -> object:
+    """The propagation fields among a worker request's attributes (the message headers).
+
+    Named in lowercase, so that the carrier reader finds them by lookup; as
+    pairs when two spellings of one name came in, so that it sees the repeat.
+    """
+    pairs = [
+        (lowered, value) for key, value in request.items() if (lowered := key.lower()) in ALL_NAMES
+    ]
+    fields = dict(pairs)
+    return fields if len(fields) == len(pairs) else pairs
 
 
 def _keep_last(signal: Signal, receiver: object, uid: str) -> None:
