@@ -16,6 +16,7 @@ and exits with status 1 if any tool saw another session or trace.
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import signal
@@ -173,6 +174,9 @@ def main() -> int:
                 status = run_agent()
             finally:
                 stop(worker)
+                # Results unsubscribe from Redis when collected: let them, while it is up.
+                gc.collect()
+                app.backend.result_consumer.stop()
             if status:
                 print(log.read_text())
             return status
