@@ -43,6 +43,13 @@ for minor in "${MINORS[@]}"; do
     echo "$minor: $python"
 done
 
+log "redis-server (the Celery tests' broker)"
+if ! command -v redis-server >/dev/null 2>&1; then
+    echo "redis-server is missing: installing Debian's package"
+    apt-get update -qq && apt-get install -y -qq redis-server
+fi
+redis-server --version
+
 log "Installing into .venv/ (skipped where pyproject.toml is unchanged, and Phoenix where cached)"
 mkdir -p .venv
 pids=()
@@ -82,6 +89,16 @@ log "mypy --strict (src and tests/typing)"
 
 log "docs: mkdocs build --strict"
 NO_MKDOCS_2_WARNING=1 "$TOOLS/mkdocs" build --strict --quiet --config-file docs/mkdocs.yml --site-dir "$(mktemp -d)"
+
+log "engine tests (marker 'engines': Celery on redis-server, Dask, Ray) per interpreter"
+for minor in "${MINORS[@]}"; do
+    ".venv/py$minor/bin/python" - "$minor" <<'PY'
+import importlib.util, sys
+engines = {"celery": "Celery", "distributed": "Dask", "ray": "Ray"}
+missing = [name for module, name in engines.items() if importlib.util.find_spec(module) is None]
+print(f"Python {sys.argv[1]}: " + (f"SKIPPED (no wheel installed): {', '.join(missing)}" if missing else "all engine tests run"))
+PY
+done
 
 log "docs: screenshots at 1400 and 390 px; no page wider than the window"
 if ! command -v chromium >/dev/null; then

@@ -58,9 +58,14 @@ def test_plain_dict_list_values_are_separate_fields() -> None:
     assert header_fields(headers, NAMES) == {"tracestate": ["foo=1", "bar=2"], "traceparent": ["x"]}
 
 
-def test_bytes_keys_and_values_are_read_as_latin_1() -> None:
-    headers = {b"TraceParent": b"a\xe9"}
-    assert header_fields(headers, NAMES) == {"traceparent": ["a\u00e9"]}
+def test_bytes_keys_and_values_are_read_as_ascii() -> None:
+    headers = {b"TraceParent": b"abc", b"TraceState": [b"a=1", b"b=\xe9"]}
+    assert header_fields(headers, NAMES) == {"traceparent": ["abc"], "tracestate": ["a=1"]}
+
+
+def test_bytes_that_are_not_ascii_are_skipped() -> None:
+    headers = [("traceparent", b"a\xe9"), (b"trace\xe9state", b"x=1")]
+    assert header_fields(headers, NAMES) == {}
 
 
 def test_values_of_other_types_are_skipped() -> None:

@@ -4,8 +4,11 @@ Incoming headers arrive as a plain ``dict`` (keys in any case, values a
 ``str`` or a list of them), an :class:`email.message.Message` or
 :class:`http.client.HTTPMessage`, Werkzeug or Starlette ``Headers``, a
 ``multidict``, any other mapping, or a list of ``(name, value)`` pairs as in
-an ASGI scope.  Every field of a name is returned, in order, so that repeated
-``traceparent`` fields can be refused and repeated ``tracestate`` fields joined.
+an ASGI scope.  Message brokers hand over the same shapes with ``bytes``
+values: a ``dict[str, bytes]`` (pika, Celery) or a list of ``(str, bytes)``
+pairs (Kafka clients), where a header may repeat or have no value.  Every
+field of a name is returned, in order, so that repeated ``traceparent``
+fields can be refused and repeated ``tracestate`` fields joined.
 Nothing here raises: input that cannot be read gives no fields.
 """
 
@@ -24,8 +27,9 @@ def header_fields(headers: object, names: Collection[str]) -> dict[str, list[str
     """Return every field value of each of ``names`` (lowercase) found in ``headers``.
 
     Names are matched without regard to case; a name with no field is absent
-    from the result.  ``bytes`` names and values are read as Latin-1, as HTTP
-    servers do; values of any other type are skipped.  An object that fails
+    from the result.  ``bytes`` names and values are read as ASCII, the only
+    characters these fields may hold; a ``bytes`` name or value that is not
+    ASCII is skipped, and so are values of any other type (``None``, numbers).  An object that fails
     while being read gives ``{}``.
     """
     found: dict[str, list[str]] = {}
@@ -76,7 +80,10 @@ def header_fields(headers: object, names: Collection[str]) -> dict[str, list[str
                 if name not in names:
                     continue
             elif isinstance(key, (str, bytes)):
-                name = _string(key).lower()
+                text = _string(key)
+                if text is None:
+                    continue
+                name = text.lower()
                 if name not in names:
                     continue
             else:
@@ -140,15 +147,21 @@ def _strings(value: object) -> list[str]:
     if type(value) is str:
         return [value]
     if isinstance(value, (str, bytes)):
-        return [_string(value)]
+        text = _string(value)
+        return [] if text is None else [text]
     if isinstance(value, (list, tuple)):
-        return [_string(item) for item in value if isinstance(item, (str, bytes))]
+        texts = (_string(item) for item in value if isinstance(item, (str, bytes)))
+        return [text for text in texts if text is not None]
     return []
 
 
-def _string(value: str | bytes) -> str:
+def _string(value: str | bytes) -> str | None:
     if type(value) is str:
         return value
     if isinstance(value, bytes):
-        return value.decode("latin-1")
+        try:
+            return value.decode("ascii")
+        except UnicodeDecodeError:
+            _log.debug("ignored a header of %d bytes that are not ASCII", len(value))
+            return None
     return str(value)

@@ -24,6 +24,8 @@ from tracectrl._trace import (
     current_trace,
     detach_trace,
     is_started,
+    otel_context,
+    restore_otel_context,
 )
 from tracectrl.session import current_session_id
 
@@ -49,12 +51,16 @@ def capture() -> ContextSnapshot:
 class applied:
     """Put a snapshot's session and trace in force for one ``with`` block, then restore both."""
 
-    __slots__ = ("_session_token", "_snapshot", "_trace_token")
+    __slots__ = ("_otel", "_session_token", "_snapshot", "_trace_token")
 
     def __init__(self, snapshot: ContextSnapshot) -> None:
         self._snapshot = snapshot
 
     def __enter__(self) -> ContextSnapshot:
+        # OpenTelemetry's context as it was, restored on exit like the scopes do: work
+        # that extracts a trace inside (extract_trace_headers attaches to it) must not
+        # leave it behind for whoever runs next in this context (an eager Celery caller).
+        self._otel = otel_context()
         self._session_token = session_var.set(self._snapshot.session_id)
         trace = self._snapshot.trace
         if trace is not None and self._snapshot.trace_started:
@@ -71,6 +77,8 @@ class applied:
     ) -> None:
         detach_trace(self._trace_token)
         reset(session_var, self._session_token)
+        if self._otel is not None:
+            restore_otel_context(self._otel)
 
 
 def run_with_snapshot(

@@ -123,7 +123,9 @@ def extract_trace_headers(headers: object) -> TraceContext | None:
     ``headers`` is any mapping of header fields, read case-insensitively: a
     ``dict`` (values ``str`` or lists of them), ``http.client``/``email``
     messages, Starlette or Werkzeug ``Headers``, a ``multidict``, or a list of
-    ``(name, value)`` pairs.  Invalid input is ignored as W3C Trace Context
+    ``(name, value)`` pairs; and the forms message brokers use, a
+    ``dict[str, bytes]`` (pika) or a list of ``(str, bytes | str)`` pairs
+    (Kafka clients), with ``bytes`` read as ASCII.  Invalid input is ignored as W3C Trace Context
     says: a missing, malformed or repeated ``traceparent`` makes ``None``
     current (the next :func:`inject_trace_headers` starts a new trace) and its
     ``tracestate`` is dropped; an invalid ``tracestate`` alone is dropped.
@@ -194,12 +196,13 @@ class continue_session:
 
     Use ``with continue_session(request.headers) as session_id:`` (or ``async
     with``); ``headers`` is any headers object :func:`extract_trace_headers`
-    reads.  The trace is the incoming one when ``traceparent`` is valid, else
-    a new trace whose ids are made on first read, never one left in force by
-    earlier work (with OpenTelemetry, a span in its context that did not come
-    from this request's server instrumentation is taken out of force for the
-    request).  The session is taken from ``X-TraceCtrl-Session``, else from
-    ``baggage`` ``session.id``, else a new one is started as
+    reads, a message broker's headers included.  The trace is the incoming
+    one when ``traceparent`` is valid, else a new trace whose ids are made on
+    first read, never one left in force by earlier work (with OpenTelemetry, a
+    span in its context that did not come from this request's server
+    instrumentation is taken out of force for the request).  The session is
+    taken from ``X-TraceCtrl-Session``, else from ``baggage`` ``session.id``,
+    else a new one is started as
     :func:`tracectrl.session.new_session` would pick it (a UUID if
     ``$TRACECTRL_SESSION_ID`` is invalid).  Malformed, oversized or invalid
     incoming values are ignored and logged at DEBUG: entering never raises.

@@ -240,6 +240,7 @@ def build_rows() -> list[Row]:
         _guard("baggage parse (2 members)", _baggage_row),
         _guard("`submit(pool, fn)` round trip", _submit_row),
         _guard("signed session: send + receive round trip", _signed_round_trip_row),
+        _guard("Celery task: publish inject + worker extract/restore", _celery_row),
     ]
 
 
@@ -882,6 +883,76 @@ def main(argv: list[str] | None = None) -> int:
     if not memory["met"]:
         missed.append(memory)
     return 1 if missed else 0
+
+
+def _celery_row(operation: str) -> Row:
+    from celery import Celery
+    from opentelemetry import context as otel_context
+    from opentelemetry import propagate
+    from opentelemetry.instrumentation.celery import celery_getter
+
+    from tracectrl import session_scope
+    from tracectrl.context import extract_trace_headers
+    from tracectrl.integrations import celery as integration
+
+    integration.instrument()  # as in a worker: the handlers are connected
+    app = Celery("bench", set_as_current=False)
+
+    @app.task
+    def work() -> None:  # never run: its request stack holds the message being handled
+        pass
+
+    # One message as both sides write it: every field of both, on one request.
+    message: dict[str, Any] = {"id": "bench-task", "task": "work"}
+    with session_scope(SESSION_ID):
+        extract_trace_headers({"traceparent": TRACEPARENT, "tracestate": TRACESTATE})
+        integration._on_publish(headers=message)
+        propagate.inject(message)
+    work.push_request(**message)
+    publish, prerun, postrun = (
+        integration._on_publish,
+        integration._on_prerun,
+        integration._on_postrun,
+    )
+    names = {
+        "publish": publish,
+        "prerun": prerun,
+        "postrun": postrun,
+        "task": work,
+        "inject": propagate.inject,
+        "extract": propagate.extract,
+        "attach": otel_context.attach,
+        "detach": otel_context.detach,
+        "getter": celery_getter,
+    }
+
+    def in_session() -> None:
+        # The publisher's state on both sides: a session and a remote parent in force.
+        from tracectrl.session import set_session_id
+
+        set_session_id(SESSION_ID)
+        extract_trace_headers({"traceparent": TRACEPARENT, "tracestate": TRACESTATE})
+
+    ours = (
+        "headers = {}; publish(headers=headers); "
+        "prerun(task_id='bench-task', task=task); postrun(task_id='bench-task')"
+    )
+    theirs = "headers = {}; inject(headers); detach(attach(extract(task.request, getter=getter)))"
+    return Row(
+        operation,
+        Case("tracectrl inject + extract + restore", ours, names, setup=in_session),
+        [
+            Comparison(
+                Case(
+                    "opentelemetry-instrumentation-celery's inject + extract + attach/detach",
+                    theirs,
+                    names,
+                    setup=in_session,
+                ),
+                Target(at_most=0.5),
+            )
+        ],
+    )
 
 
 if __name__ == "__main__":

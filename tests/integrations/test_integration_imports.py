@@ -33,12 +33,18 @@ OPTIONAL_LIBRARIES = (
     "requests",
     "structlog",
     "uvicorn",
+    "celery",
+    "distributed",
+    "ray",
 )
 EXTRAS = {
     "otel": "otel",
     "requests": "requests",
     "httpx": "httpx",
     "structlog": "structlog",
+    "celery": "celery",
+    "dask": "dask",
+    "ray": "ray",
 }
 
 

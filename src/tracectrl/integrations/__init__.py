@@ -15,6 +15,12 @@
   the trace and session (``pip install "tracectrl[requests]"``).
 * :mod:`tracectrl.integrations.httpx`: ``httpx`` request hooks, sync and async
   (``pip install "tracectrl[httpx]"``).
+* :mod:`tracectrl.integrations.celery`: every task runs under its publisher's
+  session and trace (``pip install "tracectrl[celery]"``).
+* :mod:`tracectrl.integrations.dask`: ``submit`` to a Dask distributed cluster
+  under the caller's session and trace (``pip install "tracectrl[dask]"``).
+* :mod:`tracectrl.integrations.ray`: Ray tasks and actor methods under the
+  caller's session and trace (``pip install "tracectrl[ray]"``).
 
 Importing a module whose library is missing raises :class:`ImportError` naming
 the extra to install.  ``import tracectrl`` imports none of them.

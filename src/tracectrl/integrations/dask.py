@@ -1,0 +1,60 @@
+"""Dask distributed: submit work under the caller's session and trace.
+
+:func:`submit` is ``client.submit`` with the caller's session id and trace
+sent along as a snapshot, the same picklable data that
+:func:`tracectrl.submit` sends to a process pool, and re-established on the
+worker for that task alone::
+
+    from tracectrl.integrations.dask import submit
+
+    with session_scope("user-42"):
+        future = submit(client, plan_trip, "Lisbon", days=3)
+
+Workers must be able to import ``tracectrl`` (it is installed where the
+workers run, as ``fn`` is).  Needs ``pip install "tracectrl[dask]"``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Callable, TypeVar
+
+try:
+    import distributed
+except ImportError as error:
+    raise ImportError(
+        'tracectrl.integrations.dask needs Dask distributed: pip install "tracectrl[dask]"'
+    ) from error
+
+from typing_extensions import ParamSpec
+
+from tracectrl._snapshot import capture, run_with_snapshot
+
+if TYPE_CHECKING:
+    from distributed import Future
+
+__all__ = ["submit"]
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def submit(
+    client: distributed.Client, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs
+) -> Future[_T]:
+    """Run ``fn(*args, **kwargs)`` on the cluster under the session and trace in force here.
+
+    The session id and trace are taken now, in the calling thread; on the
+    worker they are in force while ``fn`` runs, in a context of its own, so
+    whatever ``fn`` sets (``set_session_id``, another trace) never reaches
+    the next task on that worker.  With no session here, ``fn`` runs with
+    none.  ``kwargs`` all go to ``fn``, never to ``client.submit``; use the
+    client's own options with ``client.submit(run, ...)`` if you need them.
+    Each call is a new task (``pure=False``): the same call under two sessions
+    must not share one result.  An exception raised by ``fn`` is the
+    future's, as with ``client.submit``.  ``args`` may hold futures; they are
+    resolved as ``client.submit`` resolves them.
+    """
+    call = functools.partial(fn, **kwargs) if kwargs else fn
+    future: Future[_T] = client.submit(run_with_snapshot, capture(), call, *args, pure=False)
+    return future
