@@ -1,0 +1,50 @@
+"""Running a callable in a fresh copy of a context, and recognising work that already does.
+
+:func:`tracectrl.bind` builds its callables here, and the zero-code patch of
+:mod:`tracectrl.integrations.threading` asks :func:`runs_in_own_context`
+before it copies a context for a submitted callable: work that already runs
+in a copy of its own (``tracectrl.submit``, ``ContextThreadPoolExecutor``,
+``bind``, ``asyncio.to_thread``) is not wrapped a second time.
+"""
+
+from __future__ import annotations
+
+import functools
+from contextvars import Context
+from typing import Callable, TypeVar
+
+from typing_extensions import ParamSpec
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def runner_in_copies_of(context: Context, fn: Callable[_P, _T]) -> Callable[_P, _T]:
+    """Return a callable that runs ``fn`` in a fresh copy of ``context`` at every call."""
+
+    def run_in_bound_context(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        return context.copy().run(fn, *args, **kwargs)
+
+    return run_in_bound_context
+
+
+def runs_in_own_context(fn: object) -> bool:
+    """Say whether calling ``fn`` already enters a context of its own.
+
+    True for a bound :meth:`contextvars.Context.run` (what ``tracectrl.submit``
+    and ``ContextThreadPoolExecutor`` submit), a :func:`functools.partial` of
+    one (what ``asyncio.to_thread`` submits), and a callable made by
+    :func:`runner_in_copies_of` (``tracectrl.bind``).  A wrapper around any of
+    these (``functools.wraps`` included) is not recognised, so it still gets
+    its copy: recognising it could run the wrapper's own code outside the
+    caller's context.
+    """
+    if type(fn) is functools.partial:
+        fn = fn.func
+    return (
+        type(getattr(fn, "__self__", None)) is Context
+        or getattr(fn, "__code__", None) is _BOUND_RUNNER_CODE
+    )
+
+
+_BOUND_RUNNER_CODE = runner_in_copies_of(Context(), print).__code__
