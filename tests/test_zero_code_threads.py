@@ -1,4 +1,4 @@
-"""Zero-code propagation: after instrument(), threads and pools that other code starts carry the context."""
+"""After instrument(), the threads and pools that other code starts carry the caller's context."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import multiprocessing
 import pickle
 import queue
 import threading
-import tracemalloc
 import weakref
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -48,7 +47,9 @@ START_METHODS = [
     if method in multiprocessing.get_all_start_methods()
 ]
 THREAD_START = (
-    "_start_joinable_thread" if hasattr(threading, "_start_joinable_thread") else "_start_new_thread"
+    "_start_joinable_thread"
+    if hasattr(threading, "_start_joinable_thread")
+    else "_start_new_thread"
 )
 
 _payload: ContextVar[Optional[object]] = ContextVar("zero_code_payload", default=None)
@@ -258,16 +259,20 @@ def test_process_pool_rejects_an_unpicklable_callable_with_the_same_error(
         """Not picklable: defined inside a function."""
 
     context = multiprocessing.get_context(START_METHODS[0])
-    with pytest.raises((pickle.PicklingError, AttributeError, TypeError)) as plain:
-        with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-            pool.submit(local_function).result()
+    with (
+        pytest.raises((pickle.PicklingError, AttributeError, TypeError)) as plain,
+        ProcessPoolExecutor(max_workers=1, mp_context=context) as pool,
+    ):
+        pool.submit(local_function).result()
     if instrumented_pool:
         instrument()
     try:
-        with pytest.raises(plain.type) as patched:
-            with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-                with session_scope("unpicklable"):
-                    pool.submit(local_function).result()
+        with (
+            pytest.raises(plain.type) as patched,
+            ProcessPoolExecutor(max_workers=1, mp_context=context) as pool,
+            session_scope("unpicklable"),
+        ):
+            pool.submit(local_function).result()
     finally:
         uninstrument()
     assert str(patched.value) == str(plain.value)

@@ -32,7 +32,7 @@ _log = logging.getLogger("tracectrl")
 
 
 class CarriedSession(NamedTuple):
-    """A session extracted by the ``tracectrl_session`` propagator, kept in OpenTelemetry's context."""
+    """A session the ``tracectrl_session`` propagator extracted, in OpenTelemetry's context."""
 
     session_id: str
     #: The session tracectrl had in force when this one was extracted.

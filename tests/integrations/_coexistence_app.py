@@ -32,7 +32,9 @@ from tracectrl import current_session_id, session_scope
 from tracectrl.integrations.threading import instrument, uninstrument
 
 THREAD_START = (
-    "_start_joinable_thread" if hasattr(threading, "_start_joinable_thread") else "_start_new_thread"
+    "_start_joinable_thread"
+    if hasattr(threading, "_start_joinable_thread")
+    else "_start_new_thread"
 )
 
 
@@ -59,7 +61,7 @@ class _Errors(logging.Handler):
 
 
 def observe(exporter: InMemorySpanExporter, tracer: trace.Tracer, label: str) -> dict[str, Any]:
-    """Start work in a pool and a thread under a session, a span, a structlog var and a Sentry tag."""
+    """Run work in a pool and threads under a session, a span, a structlog var and a Sentry tag."""
     exporter.clear()
     seen: list[dict[str, Any]] = []
 

@@ -36,7 +36,10 @@ class AgentB(BaseHTTPRequestHandler):
     """The second agent: continues the caller's session and trace, as any tracectrl server does."""
 
     def do_GET(self) -> None:
-        with tracectrl.continue_session(self.headers), tracer.start_as_current_span("agent-b") as span:
+        with (
+            tracectrl.continue_session(self.headers),
+            tracer.start_as_current_span("agent-b") as span,
+        ):
             body = json.dumps(
                 {
                     "session": tracectrl.current_session_id(),

@@ -1,4 +1,4 @@
-"""The zero-code patch next to OpenTelemetry's ThreadingInstrumentor and Sentry's ThreadingIntegration.
+"""The zero-code patch next to OpenTelemetry's and Sentry's threading patches.
 
 Each scenario runs in a fresh interpreter (``_coexistence_app.py``): Sentry's
 integration stays installed for the life of its process.  Work runs in a

@@ -87,8 +87,9 @@ class SessionSpanProcessor(SpanProcessor):
 
     The session is the one :func:`tracectrl.current_session_id` returns where
     the span starts, or the one :class:`SessionPropagator` extracted (or
-    OpenInference's ``using_session`` set) in the span's parent context.  With no session the span gets no attribute; a
-    ``session.id`` passed to ``start_span`` itself is kept.  Add it next to the
+    OpenInference's ``using_session`` set) in the span's parent context.
+    With no session the span gets no attribute; a ``session.id`` passed to
+    ``start_span`` itself is kept.  Add it next to the
     exporting processor: ``provider.add_span_processor(SessionSpanProcessor())``.
     """
 
@@ -184,4 +185,3 @@ def _session_fields(carrier: CarrierT, getter: Getter[CarrierT]) -> dict[str, li
             if strings:
                 fields[name] = strings
     return fields
-

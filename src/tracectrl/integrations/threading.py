@@ -1,4 +1,4 @@
-"""Zero-code propagation: every thread and pool runs its work in the context of the code that started it.
+"""Zero-code propagation: threads and pools run work in the context of the code that started it.
 
 :func:`tracectrl.submit` and :func:`tracectrl.bind` carry the caller's context
 where *your* code calls them.  Agent frameworks and SDKs start threads and
@@ -88,7 +88,7 @@ def instrument() -> None:
         if _active:
             return
         seams = _seams()
-        for name, (module, attribute, ours, expected) in seams.items():
+        for name, (module, attribute, _, expected) in seams.items():
             if name in _forwards_to:
                 continue  # still in place, under a patch applied after it: switch it back on
             current = getattr(module, attribute)
@@ -164,7 +164,9 @@ class _ProcessWorkItem(_ProcessWorkItemBase):
         super().__init__(future, fn, args, kwargs)
 
 
-def _start_thread_in_callers_context(function: Callable[[], object], *args: Any, **kwargs: Any) -> Any:
+def _start_thread_in_callers_context(
+    function: Callable[[], object], *args: Any, **kwargs: Any
+) -> Any:
     """Hand a new thread its bootstrap wrapped in a copy of the context calling ``start()``."""
     if _active:
         thread = getattr(function, "__self__", None)
@@ -199,7 +201,10 @@ def _seams() -> dict[str, tuple[Any, str, object, object]]:
 def _check_layout() -> None:
     """Refuse to patch a standard library whose seams differ from CPython 3.9 to 3.13."""
     expected = ["self", "future", "fn", "args", "kwargs"]
-    for module, base in ((_thread_pool, _ThreadWorkItemBase), (_process_pool, _ProcessWorkItemBase)):
+    for module, base in (
+        (_thread_pool, _ThreadWorkItemBase),
+        (_process_pool, _ProcessWorkItemBase),
+    ):
         parameters = list(inspect.signature(base.__init__).parameters)
         if parameters != expected:
             raise RuntimeError(
@@ -215,9 +220,11 @@ def _check_layout() -> None:
 
 # Thread.start hands the new thread its bootstrap through this module global.
 _THREAD_START = (
-    "_start_joinable_thread" if hasattr(threading, "_start_joinable_thread") else "_start_new_thread"
+    "_start_joinable_thread"
+    if hasattr(threading, "_start_joinable_thread")
+    else "_start_new_thread"
 )
-_QUEUE_FEEDER = multiprocessing.queues.Queue._feed
+_QUEUE_FEEDER = multiprocessing.queues.Queue._feed  # type: ignore[attr-defined]
 
 _lock = threading.Lock()
 _active = False
