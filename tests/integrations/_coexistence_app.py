@@ -21,7 +21,8 @@ from typing import Any
 
 import sentry_sdk
 import structlog
-from opentelemetry import trace
+from openinference.instrumentation import using_session
+from opentelemetry import context, trace
 from opentelemetry.instrumentation.threading import ThreadingInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -61,7 +62,7 @@ class _Errors(logging.Handler):
 
 
 def observe(exporter: InMemorySpanExporter, tracer: trace.Tracer, label: str) -> dict[str, Any]:
-    """Run work in a pool and threads under a session, a span, a structlog var and a Sentry tag."""
+    """Run work in a pool and threads under every library's context: what did the work see?"""
     exporter.clear()
     seen: list[dict[str, Any]] = []
 
@@ -74,10 +75,15 @@ def observe(exporter: InMemorySpanExporter, tracer: trace.Tracer, label: str) ->
                 "span": trace.get_current_span().get_span_context().span_id,
                 "structlog": structlog.contextvars.get_contextvars().get("request"),
                 "sentry": sentry_sdk.get_isolation_scope()._tags.get("caller"),
+                "openinference": context.get_value("session.id"),
             }
         )
 
-    with session_scope(f"session-{label}"), tracer.start_as_current_span("caller") as caller:
+    with (
+        session_scope(f"session-{label}"),
+        using_session(f"oi-{label}"),
+        tracer.start_as_current_span("caller") as caller,
+    ):
         structlog.contextvars.bind_contextvars(request=f"request-{label}")
         sentry_sdk.set_tag("caller", label)
         with ThreadPoolExecutor(max_workers=2) as pool:
@@ -101,6 +107,7 @@ def observe(exporter: InMemorySpanExporter, tracer: trace.Tracer, label: str) ->
         "spans_are_callers": [item["span"] == caller_span for item in seen],
         "structlog": sorted({item["structlog"] or "" for item in seen}),
         "sentry": sorted({item["sentry"] or "" for item in seen}),
+        "openinference": sorted({item["openinference"] or "" for item in seen}),
         "task_spans": len(task_parents),
         "task_spans_under_caller": sum(parent == caller_span for parent in task_parents),
     }
