@@ -10,6 +10,7 @@ in a copy of its own (``tracectrl.submit``, ``ContextThreadPoolExecutor``,
 from __future__ import annotations
 
 import functools
+import types
 from contextvars import Context
 from typing import Callable, TypeVar
 
@@ -39,12 +40,19 @@ def runs_in_own_context(fn: object) -> bool:
     its copy: recognising it could run the wrapper's own code outside the
     caller's context.
     """
-    if type(fn) is functools.partial:
-        fn = fn.func
-    return (
-        type(getattr(fn, "__self__", None)) is Context
-        or getattr(fn, "__code__", None) is _BOUND_RUNNER_CODE
-    )
+    # Dispatch on the exact type: this runs on every submit once the zero-code
+    # patch is on, and getattr() with a default raises and swallows an
+    # AttributeError for every plain function, which costs more than the copy.
+    kind = type(fn)
+    if kind is functools.partial:
+        fn = fn.func  # type: ignore[attr-defined]
+        kind = type(fn)
+    if kind is _FunctionType:
+        return fn.__code__ is _BOUND_RUNNER_CODE  # type: ignore[attr-defined]
+    return kind is _BuiltinMethodType and type(fn.__self__) is Context  # type: ignore[attr-defined]
 
 
 _BOUND_RUNNER_CODE = runner_in_copies_of(Context(), print).__code__
+_FunctionType = types.FunctionType
+# A bound method of a C type, such as Context().run.
+_BuiltinMethodType = types.BuiltinMethodType

@@ -46,6 +46,7 @@ import functools
 import inspect
 import multiprocessing.queues
 import threading
+from concurrent.futures import Future
 from contextvars import copy_context
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -56,7 +57,6 @@ __all__ = ["instrument", "is_instrumented", "uninstrument"]
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
-    from concurrent.futures import Future
 
     _ThreadWorkItemBase = _thread_pool._WorkItem[Any]
     _ProcessWorkItemBase = _process_pool._WorkItem[Any]
@@ -142,7 +142,12 @@ class _ThreadWorkItem(_ThreadWorkItemBase):
         if _active and not runs_in_own_context(fn):
             args = (fn, *args)
             fn = copy_context().run
-        super().__init__(future, fn, args, kwargs)
+        # What the standard library's __init__ does (_check_layout verifies it),
+        # without the call through super(): this runs on every submit.
+        self.future = future
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
 
 
 class _ProcessWorkItem(_ProcessWorkItemBase):
@@ -206,10 +211,12 @@ def _check_layout() -> None:
         (_process_pool, _ProcessWorkItemBase),
     ):
         parameters = list(inspect.signature(base.__init__).parameters)
-        if parameters != expected:
+        stored = sorted(vars(base(Future(), print, (), {})))
+        if parameters != expected or stored != sorted(expected[1:]):
             raise RuntimeError(
-                f"{module.__name__}._WorkItem takes {parameters}, not {expected} as on "
-                "CPython 3.9 to 3.13; tracectrl.integrations.threading cannot patch it"
+                f"{module.__name__}._WorkItem takes {parameters} and stores {stored}, "
+                f"not {expected} as on CPython 3.9 to 3.13; "
+                "tracectrl.integrations.threading cannot patch it"
             )
     if not hasattr(threading, _THREAD_START) or not hasattr(_thread_pool, "_worker"):
         raise RuntimeError(
