@@ -11,7 +11,7 @@ import os
 import re
 import uuid
 from contextvars import ContextVar
-from typing import Callable, Optional
+from typing import Optional
 
 #: Environment variable that :func:`tracectrl.session.new_session` uses instead of a fresh UUID.
 SESSION_ID_ENV_VAR = "TRACECTRL_SESSION_ID"
@@ -21,11 +21,10 @@ MAX_SESSION_ID_LENGTH = 256
 
 session_var: ContextVar[Optional[str]] = ContextVar("tracectrl_session_id", default=None)
 
-# Installed by tracectrl.integrations.otel when it is imported: given the
-# ContextVar's value, returns the session in force, which may be one that
-# OpenTelemetry's propagator carried into the current request.  None otherwise,
-# so that without OpenTelemetry a read stays one ContextVar lookup.
-carried_session: Optional[Callable[[Optional[str]], Optional[str]]] = None
+# Set by tracectrl._otel_session once the tracectrl_session propagator has
+# carried a session into OpenTelemetry's context.  Until then a tracectrl session
+# in force is the answer, and current_session_id() stays one ContextVar read.
+carried_sessions_exist = False
 
 # Unicode category Cc: C0 controls, DEL and C1 controls.  Any of them could split
 # a header or a log line.  They get their own message because they are the usual

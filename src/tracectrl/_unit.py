@@ -84,11 +84,14 @@ def starts_new_trace(session_id: str, session_token: Token[Optional[str]]) -> bo
     old = session_token.old_value
     if session_id == old:
         return False
-    carried = _sessionvar.carried_session
-    if carried is None:
+    if not _sessionvar.carried_sessions_exist:
         return True
-    # A session OpenTelemetry's propagator carried into this request is in force too.
-    return session_id != carried(None if old is _Missing else old)
+    # A session OpenTelemetry's propagator carried into this request is in force
+    # too.  The flag is set by that module, so it is imported already: no
+    # OpenTelemetry import happens here.
+    from tracectrl._otel_session import session_in_current_context
+
+    return session_id != session_in_current_context(None if old is _Missing else old)
 
 
 def enter(session_id: str, new_trace: bool | None, span: SpanRequest | None) -> Entry:
@@ -118,7 +121,7 @@ def enter(session_id: str, new_trace: bool | None, span: SpanRequest | None) -> 
     if new_trace is None:
         old = session_token.old_value
         new_trace = session_id != old and (
-            _sessionvar.carried_session is None or starts_new_trace(session_id, session_token)
+            not _sessionvar.carried_sessions_exist or starts_new_trace(session_id, session_token)
         )
     hidden = None
     if new_trace:

@@ -25,6 +25,7 @@ from typing import Callable, Optional, TypeVar
 
 from typing_extensions import ParamSpec, TypeVarTuple, Unpack
 
+from tracectrl._contextcopy import runner_in_copies_of
 from tracectrl._snapshot import capture, run_with_snapshot
 
 __all__ = ["ContextThreadPoolExecutor", "bind", "run_in_executor", "start_thread", "submit"]
@@ -128,13 +129,7 @@ def bind(fn: Callable[_P, _T]) -> Callable[_P, _T]:
         A callable with ``fn``'s signature that runs ``fn`` in a fresh copy of
         the context taken at bind time, and returns what ``fn`` returns.
     """
-    context = copy_context()
-
-    @functools.wraps(fn)
-    def run_in_bound_context(*args: _P.args, **kwargs: _P.kwargs) -> _T:
-        return context.copy().run(fn, *args, **kwargs)
-
-    return run_in_bound_context
+    return functools.wraps(fn)(runner_in_copies_of(copy_context(), fn))
 
 
 def start_thread(

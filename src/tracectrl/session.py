@@ -4,9 +4,18 @@ The id lives in one :class:`contextvars.ContextVar` named ``tracectrl_session_id
 so every thread and every asyncio task sees its own value.  This module is the
 only place that writes it without a token; the variable itself and the rules for
 a valid id live in a private module that every other reader and writer shares.
+
+Where no tracectrl session is in force, :func:`current_session_id` also looks
+in OpenTelemetry's context (a session OpenInference's ``using_session`` set,
+or one the ``tracectrl_session`` propagator carried), through
+:mod:`tracectrl._otel_session`, imported on first need when
+``opentelemetry-api`` is installed.
 """
 
 from __future__ import annotations
+
+import logging
+from typing import Callable, Optional
 
 from tracectrl import _sessionvar
 from tracectrl._sessionvar import (
@@ -49,16 +58,23 @@ def new_session() -> str:
 def current_session_id() -> str | None:
     """Return the session id in force in this thread or task, or ``None`` if there is none.
 
-    Once :mod:`tracectrl.integrations.otel` is imported, a session that
-    OpenTelemetry's propagators extracted into the current request counts too,
-    unless one set since by tracectrl code is in force.
+    A session set by tracectrl (a scope, :func:`set_session_id`,
+    :func:`new_session`) is the answer while it is in force.  Where there is
+    none and ``opentelemetry-api`` is installed, a session kept in
+    OpenTelemetry's context counts too: one that OpenInference's
+    ``using_session(...)`` or ``using_attributes(session_id=...)`` set, or one
+    that the ``tracectrl_session`` propagator extracted into the current
+    request (which also wins over a tracectrl session that was in force
+    around that request).
 
     Returns:
         The session id, or ``None`` outside any session.
     """
     session_id = session_var.get()
-    carried = _sessionvar.carried_session
-    return session_id if carried is None else carried(session_id)
+    if session_id is not None and not _sessionvar.carried_sessions_exist:
+        return session_id
+    look_up = _otel_session
+    return session_id if look_up is None else look_up(session_id)
 
 
 def set_session_id(sid: str) -> None:
@@ -109,6 +125,33 @@ def validate_session_id(sid: object) -> str:
         raise ValueError(problem)
     return sid
 
+
+def _look_up_otel_session(local: str | None) -> str | None:
+    """Stand in for the OpenTelemetry lookup until the first call finds out whether it imports.
+
+    Looking it up lazily keeps ``import tracectrl`` free of OpenTelemetry's
+    import time; before the first read no session can be missed.
+    """
+    global _otel_session  # noqa: PLW0603 - replaced once, by the first call
+    try:
+        from tracectrl._otel_session import session_in_current_context
+    except ImportError:
+        _otel_session = None  # opentelemetry-api is not installed
+        return local
+    except Exception:
+        # An installation that fails otherwise must not break the host program.
+        logging.getLogger("tracectrl").warning(
+            "OpenTelemetry is installed but could not be used; "
+            "sessions in its context are not seen",
+            exc_info=True,
+        )
+        _otel_session = None
+        return local
+    _otel_session = session_in_current_context
+    return session_in_current_context(local)
+
+
+_otel_session: Optional[Callable[[Optional[str]], Optional[str]]] = _look_up_otel_session
 
 # The variable under its historical name, for code that resets it with a token.
 _session_id = session_var

@@ -241,6 +241,8 @@ def build_rows() -> list[Row]:
         _guard("`submit(pool, fn)` round trip", _submit_row),
         _guard("signed session: send + receive round trip", _signed_round_trip_row),
         _guard("Celery task: publish inject + worker extract/restore", _celery_row),
+        _guard("zero-code: `pool.submit(fn).result()`, instrumented", _zero_code_row),
+        _guard("zero-code vs OpenTelemetry's `ThreadingInstrumentor`", _zero_code_vs_otel_row),
     ]
 
 
@@ -543,6 +545,98 @@ def _signed_round_trip_row(operation: str) -> Row:
                     setup=in_a_session,
                 ),
                 Target(at_most=1.5),
+            )
+        ],
+    )
+
+
+class _ZeroCodePatches:
+    """Switches ``pool.submit`` between no patch, tracectrl's and OpenTelemetry's, per statement.
+
+    Both patches are process-wide, while every round interleaves every case,
+    so each statement puts its patch in place, submits, and puts the plain
+    standard library back: every case pays the same two switches, and no
+    other row ever runs patched.  tracectrl's patch on the submit path is the
+    work-item class (its thread-start hook does not run once the worker
+    exists); OpenTelemetry's is its wrapper of ``ThreadPoolExecutor.submit``.
+    """
+
+    def __init__(self) -> None:
+        from concurrent.futures import thread as thread_pool
+
+        from tracectrl.integrations.threading import instrument
+
+        self.module = thread_pool
+        self.plain = (ThreadPoolExecutor.submit, thread_pool._WorkItem)
+        instrument()
+        self.ours = (ThreadPoolExecutor.submit, thread_pool._WorkItem)
+        self.otel: tuple[Any, Any] = self.plain
+        self.use(self.plain)
+
+    def add_opentelemetry(self) -> None:
+        from opentelemetry.instrumentation.threading import ThreadingInstrumentor
+
+        instrumentor = ThreadingInstrumentor()
+        instrumentor.instrument()
+        self.otel = (ThreadPoolExecutor.submit, self.plain[1])
+        instrumentor.uninstrument()
+        self.use(self.plain)
+
+    def use(self, patch: tuple[Any, Any]) -> None:
+        ThreadPoolExecutor.submit, self.module._WorkItem = patch  # type: ignore[method-assign]
+
+
+def _zero_code_names() -> dict[str, Any]:
+    patches = _ZeroCodePatches()
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bench-zero-code")
+    pool.submit(noop).result()  # start the worker before timing
+    return {"pool": pool, "noop": noop, "patches": patches, "use": patches.use}
+
+
+def _zero_code_row(operation: str) -> Row:
+    names = _zero_code_names()
+    patches = names["patches"]
+    names.update(ours=patches.ours, plain=patches.plain)
+    return Row(
+        operation,
+        Case(
+            "instrumented pool.submit(fn).result()",
+            "use(ours); pool.submit(noop).result(); use(plain)",
+            names,
+        ),
+        [
+            Comparison(
+                Case(
+                    "uninstrumented pool.submit(fn).result()",
+                    "use(plain); pool.submit(noop).result(); use(plain)",
+                    names,
+                ),
+                Target(at_most=1.05),
+            )
+        ],
+    )
+
+
+def _zero_code_vs_otel_row(operation: str) -> Row:
+    names = _zero_code_names()
+    patches = names["patches"]
+    patches.add_opentelemetry()
+    names.update(ours=patches.ours, otel=patches.otel, plain=patches.plain)
+    return Row(
+        operation,
+        Case(
+            "tracectrl instrument(): whole context",
+            "use(ours); pool.submit(noop).result(); use(plain)",
+            names,
+        ),
+        [
+            Comparison(
+                Case(
+                    "ThreadingInstrumentor: OpenTelemetry context only",
+                    "use(otel); pool.submit(noop).result(); use(plain)",
+                    names,
+                ),
+                Target(faster_by=1.0),
             )
         ],
     )

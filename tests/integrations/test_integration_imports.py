@@ -45,6 +45,7 @@ EXTRAS = {
     "celery": "celery",
     "dask": "dask",
     "ray": "ray",
+    "otel_threading": "otel-instrumentation",
 }
 
 
@@ -63,7 +64,15 @@ def test_core_and_dependency_free_integrations_work_with_no_extra_installed() ->
         import logging, sys
         import tracectrl
         from tracectrl.context import continue_session, propagation_headers
+        from concurrent.futures import ThreadPoolExecutor
         from tracectrl.integrations import asgi, logging as session_logging, wsgi
+        from tracectrl.integrations import threading as zero_code
+
+        assert tracectrl.current_session_id() is None  # looks OpenTelemetry up: not installed
+        zero_code.instrument()
+        with ThreadPoolExecutor(max_workers=1) as pool, tracectrl.session_scope("pooled"):
+            assert pool.submit(tracectrl.current_session_id).result() == "pooled"
+        zero_code.uninstrument()
 
         with tracectrl.session_scope("offline") as session_id:
             headers = propagation_headers()

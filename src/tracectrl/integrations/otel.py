@@ -13,7 +13,9 @@ give it:
   ``OTEL_PROPAGATORS=tracecontext,baggage,tracectrl_session`` every HTTP client
   and server instrumented by OpenTelemetry carries the session too: inside a
   handler of an instrumented server, :func:`tracectrl.current_session_id`
-  returns the caller's session with no tracectrl call in the request path.
+  returns the caller's session with no tracectrl call in the request path
+  (:func:`~tracectrl.current_session_id` finds it in OpenTelemetry's context,
+  where it also finds a session OpenInference's ``using_session`` set).
 
 Needs ``pip install "tracectrl[otel]"`` (the OpenTelemetry API and SDK; with the
 API alone, :class:`SessionPropagator` works and :class:`SessionSpanProcessor`
@@ -24,10 +26,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, NamedTuple, Optional
+from typing import TYPE_CHECKING, Optional
 
 try:
-    from opentelemetry import context as otel_context
     from opentelemetry.context import Context, get_current
     from opentelemetry.propagators.textmap import (
         CarrierT,
@@ -62,10 +63,9 @@ else:
 
         Span = object
 
-from tracectrl import _sessionvar
 from tracectrl._baggage import merge_baggage
 from tracectrl._headers import header_values
-from tracectrl._sessionvar import session_var
+from tracectrl._otel_session import carry, session_in
 from tracectrl._trace import register_session_attributes, started_trace
 from tracectrl._tracecontext import trace_from_fields
 from tracectrl._trust import admission, session_signature
@@ -104,11 +104,11 @@ class SessionSpanProcessor(SpanProcessor):
     """Stamp the session on every span when it starts, and keep a unit's spans in its trace.
 
     The session is the one :func:`tracectrl.current_session_id` returns where
-    the span starts, or the one :class:`SessionPropagator` extracted into the
-    span's parent context.  It is set under each name in ``attributes``
-    (default: ``session.id`` and ``gen_ai.conversation.id``; a tuple given
-    replaces them).  With no session the span gets no attribute; a value
-    passed to ``start_span`` itself is kept.
+    the span starts, or the one :class:`SessionPropagator` extracted (or
+    OpenInference's ``using_session`` set) in the span's parent context.  It is
+    set under each name in ``attributes`` (default: ``session.id`` and
+    ``gen_ai.conversation.id``; a tuple given replaces them).  With no session
+    the span gets no attribute; a value passed to ``start_span`` itself is kept.
 
     A span that starts with no parent inside a unit of work whose trace
     tracectrl started (no span and no ``traceparent`` was in force) gets that
@@ -139,7 +139,7 @@ class SessionSpanProcessor(SpanProcessor):
         """Stamp the session's attributes on ``span``; give a unit's root span the unit's trace."""
         if span.parent is None:
             _join_unit_trace(span)
-        session_id = _session_in(parent_context)
+        session_id = session_in(parent_context)
         if session_id is None:
             return
         attributes = span.attributes
@@ -223,8 +223,7 @@ class SessionPropagator(TextMapPropagator):
         # tracectrl had in force when the request began (one a sync handler of an
         # earlier request on this thread left with set_session_id, say) is
         # shadowed for this request, so no session outlives its request.
-        carried = _CarriedSession(session_id, session_var.get())
-        return otel_context.set_value(_CARRIED_KEY, carried, context)
+        return carry(session_id, context)
 
     def inject(
         self,
@@ -233,7 +232,7 @@ class SessionPropagator(TextMapPropagator):
         setter: Setter[CarrierT] = default_setter,
     ) -> None:
         """Write the session in force (in ``context``, default: here) into ``carrier``."""
-        session_id = _session_in(context)
+        session_id = session_in(context)
         if session_id is None:
             return
         encoded = encode_session_id(session_id)
@@ -255,48 +254,6 @@ class SessionPropagator(TextMapPropagator):
         return {SESSION_HEADER, SIGNATURE_HEADER, BAGGAGE}
 
 
-class _CarriedSession(NamedTuple):
-    """A session extracted by :class:`SessionPropagator`, kept in OpenTelemetry's context."""
-
-    #: The request's session; ``None`` when it came with none.
-    session_id: Optional[str]
-    #: The session tracectrl had in force when this one was extracted.
-    shadowed: Optional[str]
-
-
-_CARRIED_KEY = otel_context.create_key("tracectrl-session")
-
-
-def _preferred(local: str | None, carried: object) -> str | None:
-    """Choose between tracectrl's own session and one OpenTelemetry's context carries.
-
-    The carried session was extracted for the request being handled, so it
-    wins over the session that was in force around it (``shadowed``: one set
-    at start-up, or left by an earlier request) and over none, even when the
-    request carried none; a session tracectrl code set since then is newer
-    still, and wins while it is in force.
-    """
-    if type(carried) is _CarriedSession and (local is None or local is carried.shadowed):
-        return carried.session_id
-    return local
-
-
-def _carried_session(local: str | None) -> str | None:
-    """Return the session in force given tracectrl's own: the hook ``current_session_id`` calls."""
-    carried = get_current().get(_CARRIED_KEY)
-    if carried is None:  # the usual case outside an instrumented request: no second call
-        return local
-    return _preferred(local, carried)
-
-
-def _session_in(context: Context | None) -> str | None:
-    """Return the session in force for work under ``context`` (``None``: the current context)."""
-    carried = None if context is None else context.get(_CARRIED_KEY)
-    if carried is None:
-        carried = get_current().get(_CARRIED_KEY)
-    return _preferred(session_var.get(), carried)
-
-
 _AS_INJECTED = {SESSION_FIELD: SESSION_HEADER, SIGNATURE_FIELD: SIGNATURE_HEADER}
 
 
@@ -315,8 +272,3 @@ def _session_fields(carrier: CarrierT, getter: Getter[CarrierT]) -> dict[str, li
             if strings:
                 fields[name] = strings
     return fields
-
-
-# current_session_id() consults OpenTelemetry's context only once this module is
-# imported: nothing else puts a session there.
-_sessionvar.carried_session = _carried_session
