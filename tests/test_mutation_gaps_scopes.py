@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import warnings
+from collections.abc import Generator
 from contextvars import ContextVar, copy_context
 
 import pytest
@@ -16,7 +17,7 @@ import pytest
 from tracectrl import _tokens
 from tracectrl._trace import current_trace
 from tracectrl.context import continue_session
-from tracectrl.scope import session_scope
+from tracectrl.scope import session_scope, with_session
 from tracectrl.session import current_session_id, set_session_id
 
 pytestmark = pytest.mark.usefixtures("trace_backend")
@@ -82,9 +83,8 @@ def test_exited_scope_object_holds_no_token_and_a_spare_exit_changes_nothing() -
     # with a stale token left over, it would reset the session to the old value.
     scope = session_scope("kept")
     for _ in range(3):
-        with scope:
-            with scope:
-                pass
+        with scope, scope:
+            pass
     assert scope._tokens == []
     set_session_id("later")
     with warnings.catch_warnings():
@@ -98,9 +98,8 @@ def test_async_exited_scope_object_holds_no_token_and_a_spare_exit_changes_nothi
 
     async def main() -> None:
         for _ in range(3):
-            async with scope:
-                async with scope:
-                    pass
+            async with scope, scope:
+                pass
         assert scope._tokens == []
         set_session_id("later")
         with warnings.catch_warnings():
@@ -115,9 +114,8 @@ def test_exited_continue_session_holds_no_token_and_a_spare_exit_changes_nothing
     carrier = {"traceparent": TRACEPARENT, "X-TraceCtrl-Session": "caller"}
     handler = continue_session(carrier)
     for _ in range(3):
-        with handler:
-            with handler:
-                pass
+        with handler, handler:
+            pass
     assert handler._session_tokens == []
     assert handler._trace_tokens == {}
     set_session_id("later")
@@ -188,3 +186,49 @@ def test_token_made_in_another_context_restores_a_variable_without_default_to_no
     with pytest.warns(RuntimeWarning):
         _tokens.restore_elsewhere(no_default, token)
     assert no_default.get() is None
+
+
+class _YieldOnce:
+    """An awaitable that suspends its coroutine once, like an await on I/O."""
+
+    def __await__(self) -> Generator[None, None, None]:
+        yield
+
+
+def test_decorated_coroutine_finished_in_another_context_warns_and_restores_there() -> None:
+    @with_session("decorated")
+    async def work() -> str | None:
+        await _YieldOnce()
+        return current_session_id()
+
+    coroutine = work()
+    started_in, finished_in = copy_context(), copy_context()
+    started_in.run(coroutine.send, None)
+    assert started_in.run(current_session_id) == "decorated"
+    finished_in.run(set_session_id, "finishing")
+    with pytest.warns(RuntimeWarning, match="different thread or task") as warned:
+        with pytest.raises(StopIteration) as stop:
+            finished_in.run(coroutine.send, None)
+    assert stop.value.value == "finishing"
+    # The value from before the call is restored where it finished, and nowhere else.
+    assert finished_in.run(current_session_id) is None
+    assert started_in.run(current_session_id) == "decorated"
+    assert current_session_id() is None
+    assert warned[0].filename == __file__
+
+
+def test_cross_thread_exit_warning_points_at_the_code_that_exited() -> None:
+    scope = session_scope("pointed")
+    scope.__enter__()
+    warned: list[warnings.WarningMessage] = []
+
+    def exit_here() -> None:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            scope.__exit__(None, None, None)
+        warned.extend(caught)
+
+    thread = threading.Thread(target=exit_here)
+    thread.start()
+    thread.join()
+    assert [w.filename for w in warned] == [__file__]

@@ -157,7 +157,7 @@ def test_encoded_session_value_is_read_up_to_its_length_limit_exactly() -> None:
 
 
 def _tracestate_of(length: int, large: int = 0) -> str:
-    """A valid normal-form tracestate of exactly ``length`` characters; its first entry ``large`` long."""
+    """A valid tracestate of exactly ``length`` characters, its first entry ``large`` long."""
     members = ["big=" + "b" * (large - 4)] if large else []
     index = 0
     # Entries of 31 characters, then one last entry of at least 4 ("z=vv") to make up the length.

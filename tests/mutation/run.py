@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
+import itertools
 import json
 import os
 import queue
@@ -74,7 +76,13 @@ IGNORED_IN_COPY = shutil.ignore_patterns(
 # Calls whose removal changes only what is logged: not mutated.
 LOGGING_NAMES = frozenset({"_log", "logging", "log", "logger"})
 NO_MUTATE = "pragma: no mutate"
-PYTEST_ARGS = ("-q", "-p", "no:cacheprovider", "--no-header", "-x", "--hypothesis-seed=0")
+# Plugins the tests do not use cost seconds of start-up per mutant: switched off.
+PYTEST_ARGS = (
+    "-q", "-p", "no:cacheprovider", "--no-header",
+    "-p", "no:langsmith_plugin", "-p", "no:platformdirs", "-p", "no:anyio",
+)  # fmt: skip
+HYPOTHESIS_ARGS = ("--hypothesis-seed=0",)
+NO_HYPOTHESIS_ARGS = ("-p", "no:hypothesispytest")
 CHILD_CONTEXT_VARIABLE = "TRACECTRL_MUTATION_CHILD_CONTEXT"
 CHILD_PREFIX = "child:"
 
@@ -240,9 +248,8 @@ class _MutantFinder(ast.NodeVisitor):
     def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
         first, last = node.body[0], node.body[-1]
         if not (len(node.body) == 1 and isinstance(first, ast.Raise) and first.exc is None):
-            self._add_span(
-                self.positions.start(first), self.positions.end(last), "raise", "handler re-raises", first.lineno
-            )
+            start, end = self.positions.start(first), self.positions.end(last)
+            self._add_span(start, end, "raise", "handler re-raises", first.lineno)
         if node.type is not None:
             previous, self._statement = self._statement, first
             self.visit(node.type)
@@ -337,7 +344,11 @@ class _MutantFinder(ast.NodeVisitor):
 
     def _add(self, node: ast.AST, replacement: str, operator: str) -> None:
         self._add_span(
-            self.positions.start(node), self.positions.end(node), replacement, operator, node.lineno  # type: ignore[attr-defined]
+            self.positions.start(node),
+            self.positions.end(node),
+            replacement,
+            operator,
+            node.lineno,  # type: ignore[attr-defined]
         )
 
     def _add_span(self, start: int, end: int, replacement: str, operator: str, line: int) -> None:
@@ -347,9 +358,8 @@ class _MutantFinder(ast.NodeVisitor):
         statement = self._statement
         covered = line if statement is None else statement.lineno
         names: tuple[str, ...] = ()
-        if (
-            self._function_depth == self._class_depth == 0
-            and isinstance(statement, (ast.Assign, ast.AnnAssign))
+        if self._function_depth == self._class_depth == 0 and isinstance(
+            statement, (ast.Assign, ast.AnnAssign)
         ):
             targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
             names = tuple(t.id for t in targets if isinstance(t, ast.Name))
@@ -427,20 +437,12 @@ def find_mutants(module: str, root: Path = ROOT) -> list[Mutant]:
     named = []
     for mutant in mutants:
         seen[mutant.key] += 1
-        if seen[mutant.key] > 1:
-            mutant = Mutant(
-                mutant.module,
-                mutant.line,
-                mutant.start,
-                mutant.end,
-                mutant.replacement,
-                f"{mutant.operator} (#{seen[mutant.key]})",
-                mutant.covered_line,
-                mutant.source_line,
-                mutant.import_time,
-                mutant.names,
-            )
-        named.append(mutant)
+        count = seen[mutant.key]
+        named.append(
+            mutant
+            if count == 1
+            else dataclasses.replace(mutant, operator=f"{mutant.operator} (#{count})")
+        )
     return named
 
 
@@ -504,11 +506,13 @@ def environment(copy: Path) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(
         [str(copy / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
     )
-    env["PYTHONDONTWRITEBYTECODE"] = "1"  # a mutant of the same size must not hit a stale .pyc
     return env
 
 
-def coverage_pass(work: Path, python: str) -> tuple[dict[str, dict[int, set[str]]], dict[str, float]]:
+CoverageMap = dict[str, dict[int, set[str]]]
+
+
+def coverage_pass(work: Path, python: str) -> tuple[CoverageMap, dict[str, float]]:
     """Run the suite once under coverage; return ``{module: {line: node ids}}`` and durations."""
     copy = copy_repository(work / "coverage-copy")
     data_dir = work / "coverage-data"
@@ -535,7 +539,7 @@ def coverage_pass(work: Path, python: str) -> tuple[dict[str, dict[int, set[str]
     env["TRACECTRL_MUTATION_DURATIONS"] = str(durations_file)
     command = [
         python, "-m", "coverage", "run", f"--rcfile={rcfile}",
-        "-m", "pytest", *PYTEST_ARGS[:-2], "-p", "_coverage_plugin", "--hypothesis-seed=0",
+        "-m", "pytest", *PYTEST_ARGS, *HYPOTHESIS_ARGS, "-p", "_coverage_plugin",
     ]  # fmt: skip
     started = time.perf_counter()
     completed = subprocess.run(
@@ -560,7 +564,7 @@ def coverage_pass(work: Path, python: str) -> tuple[dict[str, dict[int, set[str]
 
 def _tests_by_line(
     data_file: Path, copy: Path, durations: dict[str, float], with_children: set[str]
-) -> dict[str, dict[int, set[str]]]:
+) -> CoverageMap:
     from coverage import CoverageData
 
     # A child process runs lines for the test that started it and, if it lives on
@@ -570,7 +574,7 @@ def _tests_by_line(
         by_file[node_id.split("::")[0]].append(node_id)
     data = CoverageData(basename=str(data_file))
     data.read()
-    result: dict[str, dict[int, set[str]]] = {}
+    result: CoverageMap = {}
     for filename in data.measured_files():
         path = Path(filename)
         if path.parent != copy / PACKAGE:
@@ -596,7 +600,7 @@ def _tests_by_line(
 
 def tests_for(
     mutant: Mutant,
-    coverage_map: dict[str, dict[int, set[str]]],
+    coverage_map: CoverageMap,
     durations: dict[str, float],
     readers: dict[str, set[tuple[str, int]]],
 ) -> list[str]:
@@ -609,6 +613,26 @@ def tests_for(
     if not tests and (mutant.import_time or "" in contexts):
         tests = set(durations)  # runs at import, under every test
     return sorted(tests, key=lambda node_id: (durations.get(node_id, 0.0), node_id))
+
+
+def _hypothesis_args(tests: list[str], copy: Path) -> tuple[str, ...]:
+    # Property tests get a fixed seed; runs without them skip importing Hypothesis.
+    for test_file in {test.split("::")[0] for test in tests}:
+        if "hypothesis" in (copy / test_file).read_text(encoding="utf-8"):
+            return HYPOTHESIS_ARGS
+    return NO_HYPOTHESIS_ARGS
+
+
+_stamps = itertools.count(1_000_000_000)
+# The pytest runs in progress, each in its own process group, stopped if the runner is.
+_running: set[subprocess.Popen[str]] = set()
+
+
+def _write_source(target: Path, source: bytes) -> None:
+    """Write ``source`` with an mtime no earlier write had, so that no stale .pyc is used."""
+    target.write_bytes(source)
+    stamp = next(_stamps)  # atomic under the GIL: worker threads never share one
+    os.utime(target, (stamp, stamp))
 
 
 def run_mutant(
@@ -627,9 +651,9 @@ def run_mutant(
     timeout = 60 + 10 * sum(durations.get(t, 1.0) for t in tests)
     started = time.perf_counter()
     try:
-        target.write_bytes(mutant.apply(original))
+        _write_source(target, mutant.apply(original))
         process = subprocess.Popen(
-            [python, "-m", "pytest", *PYTEST_ARGS, *tests],
+            [python, "-m", "pytest", *PYTEST_ARGS, "-x", *_hypothesis_args(tests, copy), *tests],
             cwd=copy,
             env=environment(copy),
             stdout=subprocess.PIPE,
@@ -637,14 +661,17 @@ def run_mutant(
             text=True,
             start_new_session=True,
         )
+        _running.add(process)
         try:
             output, _ = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
             return Result(mutant, "killed", len(tests), time.perf_counter() - started, "timeout")
+        finally:
+            _running.discard(process)
     finally:
-        target.write_bytes(original)
+        _write_source(target, original)
         copies.put(copy)
     seconds = time.perf_counter() - started
     if process.returncode == 0:
@@ -680,7 +707,9 @@ def print_table(results: Sequence[Result], modules: Sequence[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("modules", nargs="*", help=f"core modules (default: {' '.join(CORE_MODULES)})")
+    parser.add_argument(
+        "modules", nargs="*", help=f"core modules (default: {' '.join(CORE_MODULES)})"
+    )
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--list", action="store_true", help="print the mutants and stop")
     parser.add_argument("--min-score", type=float, default=95.0)
@@ -736,7 +765,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 to_run.append(mutant)
         print(f"{len(mutants)} mutants, {len(to_run)} to run on {args.workers} workers", flush=True)
-        with ThreadPoolExecutor(args.workers) as pool:
+        pool = ThreadPoolExecutor(args.workers)
+        try:
             futures = [
                 pool.submit(
                     run_mutant,
@@ -752,10 +782,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 result = future.result()
                 results.append(result)
                 if result.status != "killed":
-                    print(f"  [{done}/{len(to_run)}] {result.status}: {result.mutant.key}", flush=True)
+                    status = f"{result.status}: {result.mutant.key}"
+                    print(f"  [{done}/{len(to_run)}] {status}", flush=True)
                 elif done % 50 == 0:
                     print(f"  [{done}/{len(to_run)}]", flush=True)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
     finally:
+        for process in list(_running):
+            os.killpg(process.pid, signal.SIGKILL)
         if args.keep:
             print(f"work directory kept: {work}")
         else:
