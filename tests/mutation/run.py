@@ -97,8 +97,8 @@ class Mutant:
     end: int
     replacement: str
     operator: str
-    #: The line of the statement whose coverage decides which tests run.
-    covered_line: int
+    #: The lines whose coverage decides which tests run: the statement's (its header's).
+    covered_lines: tuple[int, ...]
     source_line: str
     #: The line runs when the module is imported (not inside a function body).
     import_time: bool
@@ -249,7 +249,9 @@ class _MutantFinder(ast.NodeVisitor):
         first, last = node.body[0], node.body[-1]
         if not (len(node.body) == 1 and isinstance(first, ast.Raise) and first.exc is None):
             start, end = self.positions.start(first), self.positions.end(last)
+            previous, self._statement = self._statement, first
             self._add_span(start, end, "raise", "handler re-raises", first.lineno)
+            self._statement = previous
         if node.type is not None:
             previous, self._statement = self._statement, first
             self.visit(node.type)
@@ -356,7 +358,7 @@ class _MutantFinder(ast.NodeVisitor):
         if NO_MUTATE in text:
             return
         statement = self._statement
-        covered = line if statement is None else statement.lineno
+        covered = (line,) if statement is None else _header_lines(statement)
         names: tuple[str, ...] = ()
         if self._function_depth == self._class_depth == 0 and isinstance(
             statement, (ast.Assign, ast.AnnAssign)
@@ -377,6 +379,22 @@ class _MutantFinder(ast.NodeVisitor):
                 names,
             )
         )
+
+
+def _header_lines(statement: ast.stmt) -> tuple[int, ...]:
+    """The lines of ``statement`` that coverage records when it runs (not its body's)."""
+    # Coverage records the lines a multi-line statement's code is on, not only its first.
+    if isinstance(statement, (ast.If, ast.While)):
+        end = statement.test.end_lineno
+    elif isinstance(statement, (ast.For, ast.AsyncFor)):
+        end = statement.iter.end_lineno
+    elif isinstance(statement, (ast.With, ast.AsyncWith)):
+        end = max(item.context_expr.end_lineno or 0 for item in statement.items)
+    elif isinstance(statement, (ast.Try, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        end = statement.lineno
+    else:
+        end = statement.end_lineno
+    return tuple(range(statement.lineno, (end or statement.lineno) + 1))
 
 
 def _find_operator(segment: str, operator: str) -> int:
@@ -457,14 +475,16 @@ def readers_of_names(modules: Sequence[str] = CORE_MODULES) -> dict[str, set[tup
             for statement in ast.walk(function):
                 if not isinstance(statement, ast.stmt) or statement is function:
                     continue
+                lines = _header_lines(statement)
                 for child in ast.iter_child_nodes(statement):
                     if isinstance(child, ast.stmt):
                         continue
                     for node in ast.walk(child):
-                        if isinstance(node, ast.Name):
-                            readers[node.id].add((module, statement.lineno))
-                        elif isinstance(node, ast.Attribute):
-                            readers[node.attr].add((module, statement.lineno))
+                        name = node.id if isinstance(node, ast.Name) else None
+                        if isinstance(node, ast.Attribute):
+                            name = node.attr
+                        if name is not None:
+                            readers[name].update((module, line) for line in lines)
     return readers
 
 
@@ -604,14 +624,20 @@ def tests_for(
     durations: dict[str, float],
     readers: dict[str, set[tuple[str, int]]],
 ) -> list[str]:
-    contexts = coverage_map.get(mutant.module, {}).get(mutant.covered_line, set())
-    tests = {c for c in contexts if c}
-    if not tests and mutant.names:
-        # A module-level constant: the tests of every function line that reads it.
+    tests: set[str] = set()
+    if mutant.import_time:
+        # Runs at import, in every process: a module-level constant counts for the
+        # tests of every function line that reads it; anything else, for all tests.
         for module, line in set().union(*(readers.get(name, set()) for name in mutant.names)):
             tests.update(c for c in coverage_map.get(module, {}).get(line, ()) if c)
-    if not tests and (mutant.import_time or "" in contexts):
-        tests = set(durations)  # runs at import, under every test
+        if not tests:
+            tests = set(durations)
+    else:
+        lines = coverage_map.get(mutant.module, {})
+        contexts = set().union(*(lines.get(line, set()) for line in mutant.covered_lines))
+        tests = {c for c in contexts if c}
+        if not tests and "" in contexts:
+            tests = set(durations)  # run at collection time only
     return sorted(tests, key=lambda node_id: (durations.get(node_id, 0.0), node_id))
 
 
