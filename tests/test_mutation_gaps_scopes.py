@@ -240,3 +240,14 @@ def test_cross_thread_exit_warning_points_at_the_code_that_exited() -> None:
     thread.start()
     thread.join()
     assert [w.filename for w in warned] == [__file__]
+
+
+def test_reset_with_a_token_already_used_does_nothing_and_raises_nothing() -> None:
+    variable: ContextVar[str | None] = ContextVar("used_token", default=None)
+    token = variable.set("first")
+    _tokens.reset(variable, token)
+    variable.set("after")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _tokens.reset(variable, token)
+    assert variable.get() == "after"

@@ -126,6 +126,12 @@ def test_header_key_that_fails_to_compare_gives_no_trace_and_raises_nothing(size
 def test_session_id_of_256_characters_is_valid_and_257_is_not() -> None:
     set_session_id("s" * 256)
     assert current_session_id() == "s" * 256
+    # Valid but not printable (a no-break space, a zero-width space): the longest is valid too.
+    for unusual in ("\u00a0", "\u200b"):
+        set_session_id("s" * 255 + unusual)
+        assert current_session_id() == "s" * 255 + unusual
+        with pytest.raises(ValueError, match="at most 256 characters, got 257"):
+            set_session_id("s" * 256 + unusual)
     with pytest.raises(ValueError, match="at most 256 characters, got 257"):
         set_session_id("s" * 257)
     with pytest.raises(ValueError, match="at most 256 characters, got 257"):
