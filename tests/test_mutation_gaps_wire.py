@@ -229,3 +229,46 @@ def test_baggage_written_with_the_session_is_at_most_8192_characters() -> None:
         too_long = _baggage_of(8193 - len(first))
         sent = propagation_headers({"baggage": too_long})["baggage"]
         assert sent == first + too_long.rpartition(",")[0]
+
+
+def _members(*sizes: int) -> list[str]:
+    """Valid tracestate members of exactly the given sizes, with distinct keys."""
+    members = []
+    for index, size in enumerate(sizes):
+        key = f"m{index:02d}" if size >= 5 else chr(ord("t") + index % 6)
+        members.append(key + "=" + "v" * (size - len(key) - 1))
+    assert [len(member) for member in members] == list(sizes)
+    return members
+
+
+# (members of the incoming tracestate, the members sent on), at the exact edges.
+_CUTS = {
+    "a large entry removed, then exactly 512": (_members(129, *[31] * 15, 32), slice(1, None)),
+    "the last large entry removed first, then exactly 512": (
+        _members(129, *[31] * 11, 30, 129),
+        slice(None, -1),
+    ),
+    "a large entry next to last removed, then exactly 512": (
+        _members(*[31] * 14, 129, 64),
+        [*range(14), 15],
+    ),
+    "a large entry removed leaves 513, so one from the end too": (
+        _members(129, *[31] * 15, 33),
+        slice(1, -1),
+    ),
+    "one from the end, then exactly 512": (_members(*[31] * 15, 32, 4), slice(None, -1)),
+    "one from the end leaves 513, so two": (_members(*[31] * 15, 28, 4, 4), slice(None, -2)),
+    "one small from the end leaves 511": (_members(*[31] * 15, 31, 3), slice(None, -1)),
+}
+
+
+@pytest.mark.parametrize(("members", "kept"), _CUTS.values(), ids=_CUTS.keys())
+def test_tracestate_cut_counts_every_character_and_stops_at_512(
+    members: list[str], kept: slice | list[int]
+) -> None:
+    incoming = ",".join(members)
+    assert len(incoming) > 512
+    sent = _sent_tracestate(incoming)
+    expected = members[kept] if isinstance(kept, slice) else [members[i] for i in kept]
+    assert sent == ",".join(expected)
+    assert len(sent) <= 512
