@@ -6,6 +6,8 @@ without any other test noticing; see ``tests/mutation/run.py``.
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from tracectrl import _baggage, _tracecontext
@@ -272,3 +274,19 @@ def test_tracestate_cut_counts_every_character_and_stops_at_512(
     expected = members[kept] if isinstance(kept, slice) else [members[i] for i in kept]
     assert sent == ",".join(expected)
     assert len(sent) <= 512
+
+
+def test_debug_log_of_a_refused_value_shows_at_most_its_first_64_characters(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A hostile client must not be able to write long lines into the server's log.
+    exactly_64 = "x" * 64
+    longer = "y" * 64 + "z" * 1000
+    with caplog.at_level(logging.DEBUG, logger="tracectrl"):
+        extract_trace_headers({"traceparent": exactly_64})
+        extract_trace_headers({"traceparent": longer})
+    messages = [r.getMessage() for r in caplog.records if "malformed traceparent" in r.getMessage()]
+    assert messages == [
+        f"ignored malformed traceparent {exactly_64!r}",
+        f"ignored malformed traceparent {'y' * 64!r}...",
+    ]
