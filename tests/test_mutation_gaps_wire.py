@@ -281,12 +281,13 @@ def test_debug_log_of_a_refused_value_shows_at_most_its_first_64_characters(
 ) -> None:
     # A hostile client must not be able to write long lines into the server's log.
     exactly_64 = "x" * 64
-    longer = "y" * 64 + "z" * 1000
     with caplog.at_level(logging.DEBUG, logger="tracectrl"):
         extract_trace_headers({"traceparent": exactly_64})
-        extract_trace_headers({"traceparent": longer})
+        extract_trace_headers({"traceparent": "w" * 65})
+        extract_trace_headers({"traceparent": "y" * 64 + "z" * 1000})
     messages = [r.getMessage() for r in caplog.records if "malformed traceparent" in r.getMessage()]
     assert messages == [
         f"ignored malformed traceparent {exactly_64!r}",
+        f"ignored malformed traceparent {'w' * 64!r}...",
         f"ignored malformed traceparent {'y' * 64!r}...",
     ]
