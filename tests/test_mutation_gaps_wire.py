@@ -221,6 +221,10 @@ def test_baggage_of_8192_characters_is_read_whole_and_8193_loses_its_last_member
     assert propagation_headers({"baggage": at_limit})["baggage"] == at_limit
     over = _baggage_of(8193)
     assert propagation_headers({"baggage": over})["baggage"] == over.rpartition(",")[0]
+    # A member that ends exactly at the limit is kept; the one after it is dropped.
+    assert propagation_headers({"baggage": at_limit + ",after=1"})["baggage"] == at_limit
+    cut = over.rpartition(",")[0]
+    assert propagation_headers({"baggage": over + ",after=1"})["baggage"] == cut
 
 
 def test_baggage_written_with_the_session_is_at_most_8192_characters() -> None:
