@@ -82,6 +82,7 @@ PYTEST_ARGS = (
     "-p", "no:langsmith_plugin", "-p", "no:platformdirs", "-p", "no:anyio",
 )  # fmt: skip
 HYPOTHESIS_ARGS = ("--hypothesis-seed=0",)
+SELECT_ARGS = ("-p", "_select_plugin")
 NO_HYPOTHESIS_ARGS = ("-p", "no:hypothesispytest")
 CHILD_CONTEXT_VARIABLE = "TRACECTRL_MUTATION_CHILD_CONTEXT"
 CHILD_PREFIX = "child:"
@@ -644,7 +645,8 @@ def tests_for(
 def _hypothesis_args(tests: list[str], copy: Path) -> tuple[str, ...]:
     # Property tests get a fixed seed; runs without them skip importing Hypothesis.
     for test_file in {test.split("::")[0] for test in tests}:
-        if "hypothesis" in (copy / test_file).read_text(encoding="utf-8"):
+        path = copy / test_file
+        if path.is_dir() or "hypothesis" in path.read_text(encoding="utf-8"):
             return HYPOTHESIS_ARGS
     return NO_HYPOTHESIS_ARGS
 
@@ -679,10 +681,17 @@ def run_mutant(
     started = time.perf_counter()
     try:
         _write_source(target, mutant.apply(original))
+        listing = copy / "selected-tests.txt"
+        listing.write_text("\n".join(tests), encoding="utf-8")
+        env = environment(copy)
+        env["PYTHONPATH"] += os.pathsep + str(HERE)
+        env["TRACECTRL_MUTATION_TESTS"] = str(listing)
+        files = dict.fromkeys(test.split("::")[0] for test in tests)
+        hypothesis = _hypothesis_args(tests, copy)
         process = subprocess.Popen(
-            [python, "-m", "pytest", *PYTEST_ARGS, "-x", *_hypothesis_args(tests, copy), *tests],
+            [python, "-m", "pytest", *PYTEST_ARGS, "-x", *SELECT_ARGS, *hypothesis, *files],
             cwd=copy,
-            env=environment(copy),
+            env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -706,9 +715,10 @@ def run_mutant(
     if process.returncode in (1, 3):  # tests failed, or a fixture/module import failed
         failed = [line for line in output.splitlines() if line.startswith(("FAILED", "ERROR"))]
         return Result(mutant, "killed", len(tests), seconds, failed[0] if failed else "")
-    return Result(
-        mutant, "killed", len(tests), seconds, f"pytest exit {process.returncode}: {output[-300:]}"
-    )
+    if process.returncode < 0:  # stopped by a signal
+        return Result(mutant, "killed", len(tests), seconds, f"signal {-process.returncode}")
+    # 2 (interrupted), 4 (usage error), 5 (no tests ran): the run says nothing about the mutant.
+    raise RuntimeError(f"pytest exit {process.returncode} for {mutant.key}:\n{output[-2000:]}")
 
 
 def print_table(results: Sequence[Result], modules: Sequence[str]) -> list[str]:
@@ -742,6 +752,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--min-score", type=float, default=95.0)
     parser.add_argument("--json", type=Path, help="also write every result here")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        help="a --json file of an earlier run of the same code: its killed mutants are "
+        "counted as killed again, only the others run",
+    )
     parser.add_argument(
         "--only", action="append", default=[], help="only mutants whose name contains this text"
     )
@@ -786,11 +802,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             copies.put(copy_repository(work / f"worker-{index}"))
         results: list[Result] = []
         to_run = []
+        killed_before: set[str] = set()
+        if args.resume:
+            earlier = json.loads(args.resume.read_text(encoding="utf-8"))
+            killed_before = {
+                r["key"]
+                for r in earlier
+                if r["status"] == "killed" and not r["detail"].startswith("pytest exit")
+            }
         for mutant in mutants:
             if mutant.key in equivalents:
                 results.append(Result(mutant, "equivalent", detail=equivalents[mutant.key]))
+            elif mutant.key in killed_before:
+                results.append(Result(mutant, "killed", detail=f"in {args.resume}"))
             else:
                 to_run.append(mutant)
+        if args.resume:
+            print(f"{len(killed_before)} killed mutants taken from {args.resume}", flush=True)
         print(f"{len(mutants)} mutants, {len(to_run)} to run on {args.workers} workers", flush=True)
         pool = ThreadPoolExecutor(args.workers)
         try:
