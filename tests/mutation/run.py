@@ -775,6 +775,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     equivalents = read_equivalents()
     mutants = [mutant for module in modules for mutant in find_mutants(module)]
+    keys = {mutant.key for mutant in mutants}
     if args.only:
         mutants = [m for m in mutants if any(text in m.key for text in args.only)]
     if args.list:
@@ -783,7 +784,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{mutant.module}.py:{mutant.line}: {mutant.key}{mark}")
         print(f"{len(mutants)} mutants")
         return 0
-    keys = {mutant.key for mutant in mutants}
     for key in sorted(equivalents):
         if key.split(".py :: ")[0] in modules and key not in keys:
             print(f"warning: equivalent.txt names a mutant that no longer exists: {key}")
