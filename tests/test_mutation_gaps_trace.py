@@ -14,7 +14,7 @@ import pytest
 
 from tracectrl import _trace
 from tracectrl._tracecontext import parse_tracestate
-from tracectrl.context import extract_trace_headers, propagation_headers
+from tracectrl.context import TraceContext, extract_trace_headers, propagation_headers
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
@@ -53,3 +53,12 @@ def test_tracestate_of_32768_characters_is_read_and_one_more_is_refused_unread()
     assert len(padded) == 32768
     assert parse_tracestate([padded]) == "pad=1"
     assert parse_tracestate([padded + " "]) is None
+
+
+def test_trace_context_built_without_is_remote_counts_as_remote_and_gets_new_parent_ids() -> None:
+    trace = TraceContext("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", 1)
+    assert trace.is_remote
+    _trace.attach_trace(trace)
+    parents = {propagation_headers()["traceparent"].split("-")[2] for _ in range(5)}
+    assert len(parents) == 5
+    assert trace.span_id not in parents
