@@ -295,3 +295,19 @@ def test_debug_log_of_a_refused_value_shows_at_most_its_first_64_characters(
         f"ignored malformed traceparent {'w' * 64!r}...",
         f"ignored malformed traceparent {'y' * 64!r}...",
     ]
+
+
+class _HeadersThatFailToList:
+    def items(self) -> list[tuple[str, str]]:
+        raise RuntimeError("connection reset while reading headers")
+
+
+def test_unreadable_headers_are_logged_at_debug_with_the_error_that_stopped_them(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="tracectrl"):
+        assert extract_trace_headers(_HeadersThatFailToList()) is None
+    [record] = [r for r in caplog.records if "unreadable headers" in r.getMessage()]
+    assert record.levelno == logging.DEBUG
+    assert record.exc_info is not None
+    assert isinstance(record.exc_info[1], RuntimeError)
