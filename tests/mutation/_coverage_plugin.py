@@ -1,0 +1,63 @@
+"""Pytest plugin for the coverage pass of ``tests/mutation/run.py``: which test ran which line.
+
+Loaded with ``-p _coverage_plugin`` under ``coverage run``.  Around each test it
+switches coverage's dynamic context to the test's node id, so that every line the
+test runs in this process is recorded under its name.  Child processes (process
+pools, the docs blocks, the import tests) cannot be switched from here: the test's
+node id goes into an environment variable that they inherit, and the coverage
+configuration names it as their static context (``context = ${...}``).  A child
+that outlives one test (a module-scoped pool) carries the id of the test that
+started it, so the runner maps child lines to that test and to every test of its
+file that ran while a multiprocessing child was alive.
+It also records each test's duration, so the runner can run the fastest first
+and size its timeouts.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+from collections.abc import Generator
+from pathlib import Path
+
+import coverage
+import pytest
+
+CHILD_CONTEXT_VARIABLE = "TRACECTRL_MUTATION_CHILD_CONTEXT"
+CHILD_PREFIX = "child:"
+
+_durations: dict[str, float] = {}
+# Tests that ran while a multiprocessing child (a pool worker) was alive: a worker
+# started by one test may run the tasks of the next tests of its file.
+_with_children: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Set here, not by the runner, so that the measured process itself does not
+    # start a second coverage from the .pth hook at interpreter start-up.
+    os.environ["COVERAGE_PROCESS_START"] = os.environ["TRACECTRL_MUTATION_RCFILE"]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
+    measuring = coverage.Coverage.current()
+    os.environ[CHILD_CONTEXT_VARIABLE] = CHILD_PREFIX + item.nodeid
+    if measuring is not None:
+        measuring.switch_context(item.nodeid)
+    started = time.perf_counter()
+    yield
+    _durations[item.nodeid] = time.perf_counter() - started
+    if multiprocessing.active_children():
+        _with_children.append(item.nodeid)
+    if measuring is not None:
+        measuring.switch_context("")
+    os.environ[CHILD_CONTEXT_VARIABLE] = ""
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    target = os.environ.get("TRACECTRL_MUTATION_DURATIONS")
+    if target:
+        report = {"durations": _durations, "with_children": _with_children}
+        Path(target).write_text(json.dumps(report, indent=0), encoding="utf-8")

@@ -1,0 +1,63 @@
+"""Crossing a process boundary: a trace tracectrl started stays out of OpenTelemetry's context.
+
+Each test here pins a behaviour that a small change to the code (a mutant) broke
+without any other test noticing; see ``tests/mutation/run.py``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+
+import pytest
+
+from _started_trace_tasks import report_trace_and_otel_span
+from tracectrl._snapshot import ContextSnapshot, applied
+from tracectrl._trace import TraceContext, current_trace
+from tracectrl.context import propagation_headers
+from tracectrl.executors import submit
+from tracectrl.scope import session_scope
+from tracectrl.session import current_session_id, set_session_id
+
+START_METHODS = [
+    method
+    for method in ("fork", "spawn", "forkserver")
+    if method in multiprocessing.get_all_start_methods()
+]
+
+
+@pytest.fixture(scope="module", params=START_METHODS)
+def pool(request: pytest.FixtureRequest) -> Iterator[ProcessPoolExecutor]:
+    context = multiprocessing.get_context(request.param)
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as executor:
+        yield executor
+
+
+@pytest.mark.parametrize("trace_backend", ["opentelemetry"], indirect=True)
+def test_started_trace_in_a_process_task_is_not_opentelemetrys_current_span(
+    pool: ProcessPoolExecutor, trace_backend: str
+) -> None:
+    # A trace that tracectrl started has a parent-id no service exports: made
+    # OpenTelemetry's current span in the worker, it would parent the worker's spans.
+    with session_scope("pool-session"):
+        propagation_headers()  # starts the trace
+        started = current_trace()
+        assert started is not None
+        seen, otel_span_is_valid = submit(pool, report_trace_and_otel_span).result(timeout=60)
+    assert seen == started
+    assert not otel_span_is_valid
+
+
+@pytest.mark.parametrize("trace_backend", ["contextvar", "opentelemetry"], indirect=True)
+@pytest.mark.parametrize("started", [False, True])
+def test_applied_snapshot_restores_session_and_trace_after_the_block(
+    trace_backend: str, started: bool
+) -> None:
+    set_session_id("before")
+    trace = TraceContext("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331", 1, "", True)
+    with applied(ContextSnapshot("snapshot-session", trace, started)):
+        assert current_session_id() == "snapshot-session"
+        assert current_trace() == trace
+    assert current_session_id() == "before"
+    assert current_trace() is None

@@ -1,0 +1,253 @@
+"""Scopes: the async forms, and that an exited scope object holds nothing and undoes nothing more.
+
+Each test here pins a behaviour that a small change to the code (a mutant) broke
+without any other test noticing; see ``tests/mutation/run.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import warnings
+from collections.abc import Coroutine, Generator
+from contextvars import ContextVar, copy_context
+from typing import cast
+
+import pytest
+
+from tracectrl import _tokens
+from tracectrl._trace import current_trace
+from tracectrl.context import continue_session
+from tracectrl.scope import session_scope, with_session
+from tracectrl.session import current_session_id, set_session_id
+
+pytestmark = pytest.mark.usefixtures("trace_backend")
+
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+OTHER_TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+TASKS = 50
+
+
+def test_async_scope_new_starts_a_session_per_entry_even_inside_one() -> None:
+    async def conversation(outer: str) -> tuple[str, str | None]:
+        async with session_scope(new=True) as inside:
+            return inside, current_session_id()
+
+    async def main() -> None:
+        async with session_scope("outer"):
+            results = await asyncio.gather(*(conversation("outer") for _ in range(TASKS)))
+            assert current_session_id() == "outer"
+        ids = {inside for inside, _ in results}
+        assert len(ids) == TASKS, "two conversations shared one session id"
+        assert "outer" not in ids
+        assert all(inside == seen for inside, seen in results)
+        assert current_session_id() is None
+
+    asyncio.run(main())
+
+
+def test_async_scope_without_id_joins_the_current_session_or_starts_one() -> None:
+    async def joined() -> tuple[str, str | None]:
+        async with session_scope() as inside:
+            return inside, current_session_id()
+
+    async def main() -> None:
+        async with session_scope("caller"):
+            results = await asyncio.gather(*(joined() for _ in range(TASKS)))
+        assert results == [("caller", "caller")] * TASKS
+        started = await asyncio.gather(*(joined() for _ in range(TASKS)))
+        assert len({inside for inside, _ in started}) == TASKS
+        assert all(inside == seen for inside, seen in started)
+        assert current_session_id() is None
+
+    asyncio.run(main())
+
+
+def test_one_scope_object_nested_with_async_with_restores_each_level() -> None:
+    scope = session_scope("nested")
+
+    async def main() -> None:
+        set_session_id("before")
+        async with scope as outer:
+            async with scope as inner:
+                assert (outer, inner, current_session_id()) == ("nested", "nested", "nested")
+                set_session_id("inside")
+            assert current_session_id() == "nested"
+        assert current_session_id() == "before"
+
+    asyncio.run(main())
+
+
+def test_exited_scope_object_holds_no_token_and_a_spare_exit_changes_nothing() -> None:
+    # One token per open entry is the whole bookkeeping: a reused scope object that
+    # kept one per past entry would grow for ever.  A spare exit shows it publicly:
+    # with a stale token left over, it would reset the session to the old value.
+    scope = session_scope("kept")
+    for _ in range(3):
+        with scope, scope:
+            pass
+    assert scope._tokens == []
+    set_session_id("later")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scope.__exit__(None, None, None)
+    assert current_session_id() == "later"
+
+
+def test_async_exited_scope_object_holds_no_token_and_a_spare_exit_changes_nothing() -> None:
+    scope = session_scope("kept")
+
+    async def main() -> None:
+        for _ in range(3):
+            async with scope, scope:
+                pass
+        assert scope._tokens == []
+        set_session_id("later")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            await scope.__aexit__(None, None, None)
+        assert current_session_id() == "later"
+
+    asyncio.run(main())
+
+
+def test_exited_continue_session_holds_no_token_and_a_spare_exit_changes_nothing() -> None:
+    carrier = {"traceparent": TRACEPARENT, "X-TraceCtrl-Session": "caller"}
+    handler = continue_session(carrier)
+    for _ in range(3):
+        with handler, handler:
+            pass
+    assert handler._session_tokens == []
+    assert handler._trace_tokens == {}
+    set_session_id("later")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        handler.__exit__(None, None, None)
+    assert current_session_id() == "later"
+
+
+def test_scope_object_entered_in_two_threads_holds_no_token_after_both_exit() -> None:
+    # The first thread exits while the second's entry is the newest: the slow path,
+    # which must drop the token it used too.
+    scope = session_scope("shared")
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen: dict[str, str | None] = {}
+
+    def first() -> None:
+        with scope:
+            first_in.set()
+            second_in.wait(30)
+        first_out.set()
+        seen["first"] = current_session_id()
+
+    def second() -> None:
+        first_in.wait(30)
+        with scope:
+            second_in.set()
+            first_out.wait(30)
+        seen["second"] = current_session_id()
+
+    threads = [threading.Thread(target=copy_context().run, args=(f,)) for f in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen == {"first": None, "second": None}
+    assert scope._tokens == []
+
+
+def test_continue_session_exited_in_another_thread_restores_session_and_trace_there() -> None:
+    handler = continue_session({"traceparent": TRACEPARENT, "X-TraceCtrl-Session": "caller"})
+    handler.__enter__()
+    assert current_session_id() == "caller"
+    seen: dict[str, object] = {}
+
+    def exit_here() -> None:
+        with continue_session({"traceparent": OTHER_TRACEPARENT, "X-TraceCtrl-Session": "own"}):
+            assert current_trace() is not None
+            with pytest.warns(RuntimeWarning, match="different thread or task"):
+                handler.__exit__(None, None, None)
+            # What was in force before the entry (nothing) is restored here, trace included.
+            seen["session"] = current_session_id()
+            seen["trace"] = current_trace()
+
+    thread = threading.Thread(target=exit_here)
+    thread.start()
+    thread.join()
+    assert seen == {"session": None, "trace": None}
+    assert handler._session_tokens == []
+    assert handler._trace_tokens == {}
+
+
+def test_token_made_in_another_context_restores_a_variable_without_default_to_none() -> None:
+    # restore_elsewhere serves any variable; one with no default reads as None.
+    no_default: ContextVar[str | None] = ContextVar("no_default")
+    token = copy_context().run(no_default.set, "elsewhere")
+    no_default.set("here")
+    with pytest.warns(RuntimeWarning):
+        _tokens.restore_elsewhere(no_default, token)
+    assert no_default.get() is None
+
+
+class _YieldOnce:
+    """An awaitable that suspends its coroutine once, like an await on I/O."""
+
+    def __await__(self) -> Generator[None, None, None]:
+        yield
+
+
+def _finish(coroutine: Coroutine[object, None, str | None]) -> str | None:
+    try:
+        coroutine.send(None)
+    except StopIteration as stop:
+        return cast("str | None", stop.value)
+    raise AssertionError("the coroutine did not finish")
+
+
+def test_decorated_coroutine_finished_in_another_context_warns_and_restores_there() -> None:
+    @with_session("decorated")
+    async def work() -> str | None:
+        await _YieldOnce()
+        return current_session_id()
+
+    coroutine = work()
+    started_in, finished_in = copy_context(), copy_context()
+    started_in.run(coroutine.send, None)
+    assert started_in.run(current_session_id) == "decorated"
+    finished_in.run(set_session_id, "finishing")
+    with pytest.warns(RuntimeWarning, match="different thread or task") as warned:
+        returned = finished_in.run(_finish, coroutine)
+    assert returned == "finishing"
+    # The value from before the call is restored where it finished, and nowhere else.
+    assert finished_in.run(current_session_id) is None
+    assert started_in.run(current_session_id) == "decorated"
+    assert current_session_id() is None
+    assert warned[0].filename == __file__
+
+
+def test_cross_thread_exit_warning_points_at_the_code_that_exited() -> None:
+    scope = session_scope("pointed")
+    scope.__enter__()
+    warned: list[warnings.WarningMessage] = []
+
+    def exit_here() -> None:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            scope.__exit__(None, None, None)
+        warned.extend(caught)
+
+    thread = threading.Thread(target=exit_here)
+    thread.start()
+    thread.join()
+    assert [w.filename for w in warned] == [__file__]
+
+
+def test_reset_with_a_token_already_used_does_nothing_and_raises_nothing() -> None:
+    variable: ContextVar[str | None] = ContextVar("used_token", default=None)
+    token = variable.set("first")
+    _tokens.reset(variable, token)
+    variable.set("after")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _tokens.reset(variable, token)
+    assert variable.get() == "after"
