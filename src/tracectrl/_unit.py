@@ -39,7 +39,6 @@ from tracectrl._trace import (
     restore_otel_context,
     restore_span,
     set_trace_state,
-    trace_in_force,
 )
 
 # Bound once, here: see the comment above _set_session in scope.py.
@@ -134,8 +133,17 @@ def enter(session_id: str, new_trace: bool | None, span: SpanRequest | None) -> 
     else:
         link_to = None
         state = _get_trace()
-        if state is None and not trace_in_force():
-            state = _new_unit_trace()
+        if state is None:
+            # No trace of tracectrl's: is there a span in OpenTelemetry's context?
+            # Read from the context already in hand; asking the bridge for the
+            # trace (trace_in_force) cost a sixth of a joining entry.
+            in_force = None if otel is None else otel.get(bridge.span_key)  # type: ignore[union-attr]
+            if (
+                in_force is None
+                or in_force is bridge.no_span  # type: ignore[union-attr]
+                or bridge.current_trace() is None  # type: ignore[union-attr]
+            ):
+                state = _new_unit_trace()
         trace_token = _set_trace(state)
     if span is None:
         if hidden is None:
