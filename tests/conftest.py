@@ -10,12 +10,19 @@ would ever be tested.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 
 from tracectrl import _trace, _trust
 from tracectrl.session import _session_id
+
+# Ray's servers (GCS, raylet, workers, the runtime-env agent) listen on every
+# interface and talk over the machine's own address unless Ray is told this is a
+# single machine; with this set before Ray is imported, all of them bind
+# 127.0.0.1 (checked with `ss -ltnp`), as every service a test starts must.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 TRACE_BACKENDS = ["contextvar", "opentelemetry"]
 
