@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import AsyncGenerator, Generator, Mapping
+import sys
+from collections.abc import AsyncGenerator, Awaitable, Generator, Mapping
 from types import TracebackType
 from typing import (
     Any,
@@ -52,6 +53,8 @@ _reset_session = session_var.reset
 _reset_trace = reset_trace_state
 _restore_otel_context = restore_otel_context
 _enter = enter
+_get_asyncgen_hooks = sys.get_asyncgen_hooks
+_set_asyncgen_hooks = sys.set_asyncgen_hooks
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -521,6 +524,29 @@ def _step_in_unit(generator: Generator[Any, Any, Any], entry: Entry) -> Generato
         entry = resume(suspended)
 
 
+def _ignore_finalization(generator: AsyncGenerator[Any, Any]) -> None:
+    """Leave a decorated async generator's body to its wrapper, which closes it in its session."""
+
+
+def _first_step_unhooked(generator: AsyncGenerator[Any, Any]) -> Awaitable[Any]:
+    """Return the first ``asend(None)`` of the body, made with the event loop's hooks swapped.
+
+    The event loop registers an async generator on its first step and, on
+    shutdown or when the garbage collector finds it abandoned, closes it.  Only
+    the wrapper may be registered: closed by the loop, it closes the body once,
+    under the body's session.  Were the body registered too, the loop would also
+    close it on its own, concurrently with the wrapper and outside the session.
+    The finalizer given instead does nothing, so that a body collected in the
+    same cycle as its wrapper is left for the wrapper's close.
+    """
+    hooks = _get_asyncgen_hooks()
+    _set_asyncgen_hooks(None, _ignore_finalization)
+    try:
+        return generator.asend(None)
+    finally:
+        _set_asyncgen_hooks(*hooks)
+
+
 def _async_generator_wrapper(
     func: Callable[..., AsyncGenerator[Any, Any]], unit: _Unit
 ) -> Callable[..., AsyncGenerator[Any, Any]]:
@@ -533,9 +559,14 @@ def _async_generator_wrapper(
             raise
         resume_body: Callable[[Any], Any] = generator.asend
         value: Any = None
+        started = _first_step_unhooked(generator)
         while True:
             try:
-                item = await resume_body(value)
+                if started is not None:
+                    step, started = started, None
+                    item = await step
+                else:
+                    item = await resume_body(value)
             except StopAsyncIteration:
                 leave(entry, None)
                 return
