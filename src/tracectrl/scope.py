@@ -33,6 +33,7 @@ from tracectrl._unit import (
     Entry,
     SpanRequest,
     enter,
+    finish_interrupted_exit,
     leave,
     leave_latest,
     resume,
@@ -137,7 +138,7 @@ class session_scope:
         session_id = self._session_id
         if session_id.__class__ is not str:
             session_id = _resolve_joined(session_id is _NEW)
-        self._entries.append(_enter(session_id, self._new_trace, self._span))
+        _enter(session_id, self._new_trace, self._span, self._entries)
         return session_id
 
     def __exit__(
@@ -146,28 +147,35 @@ class session_scope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        entries = self._entries
-        try:
+        try:  # first, so that 3.9 and 3.10 check for signals only once inside it
+            entries = self._entries
             entry = entries[-1]
             _reset_session(entry[0])
         except (ValueError, RuntimeError, IndexError):
-            leave_latest(entries, exc)  # another task's entry is newest, or none is open
+            leave_latest(self._entries, exc)  # another task's entry is newest, or none is open
             return
-        # By identity: other threads may have added theirs since.  Only the context
-        # that made an entry removes it, so it is always there.
-        entries.remove(entry)
-        extras = entry[2]
-        if extras is not None:
-            _leave_extras(extras, exc)
-        otel = entry[3]
-        if otel is not None:
-            bridge = _trace_module._bridge
-            if bridge is not None and bridge.get_context() is not otel:
-                _restore_otel_context(otel)
+        except BaseException:
+            finish_interrupted_exit(self._entries, locals().get("entry"), exc)
+            raise
         try:
-            _reset_trace(entry[1])
-        except (ValueError, RuntimeError):
-            reset(entry[1].var, entry[1])
+            # By identity: other threads may have added theirs since.  Only the context
+            # that made an entry removes it, so it is always there.
+            entries.remove(entry)
+            extras = entry[2]
+            if extras is not None:
+                _leave_extras(extras, exc)
+            otel = entry[3]
+            if otel is not None:
+                bridge = _trace_module._bridge
+                if bridge is not None and bridge.get_context() is not otel:
+                    _restore_otel_context(otel)
+            try:
+                _reset_trace(entry[1])
+            except (ValueError, RuntimeError):
+                reset(entry[1].var, entry[1])
+        except BaseException:
+            finish_interrupted_exit(entries, entry, exc)
+            raise
 
     # The async methods repeat the sync bodies rather than call them: one call less
     # keeps `async with` within the cost target of a hand-written manager.
@@ -175,7 +183,7 @@ class session_scope:
         session_id = self._session_id
         if session_id.__class__ is not str:
             session_id = _resolve_joined(session_id is _NEW)
-        self._entries.append(_enter(session_id, self._new_trace, self._span))
+        _enter(session_id, self._new_trace, self._span, self._entries)
         return session_id
 
     async def __aexit__(
@@ -184,26 +192,33 @@ class session_scope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        entries = self._entries
-        try:
+        try:  # first, so that 3.9 and 3.10 check for signals only once inside it
+            entries = self._entries
             entry = entries[-1]
             _reset_session(entry[0])
         except (ValueError, RuntimeError, IndexError):
-            leave_latest(entries, exc)
+            leave_latest(self._entries, exc)
             return
-        entries.remove(entry)
-        extras = entry[2]
-        if extras is not None:
-            _leave_extras(extras, exc)
-        otel = entry[3]
-        if otel is not None:
-            bridge = _trace_module._bridge
-            if bridge is not None and bridge.get_context() is not otel:
-                _restore_otel_context(otel)
+        except BaseException:
+            finish_interrupted_exit(self._entries, locals().get("entry"), exc)
+            raise
         try:
-            _reset_trace(entry[1])
-        except (ValueError, RuntimeError):
-            reset(entry[1].var, entry[1])
+            entries.remove(entry)
+            extras = entry[2]
+            if extras is not None:
+                _leave_extras(extras, exc)
+            otel = entry[3]
+            if otel is not None:
+                bridge = _trace_module._bridge
+                if bridge is not None and bridge.get_context() is not otel:
+                    _restore_otel_context(otel)
+            try:
+                _reset_trace(entry[1])
+            except (ValueError, RuntimeError):
+                reset(entry[1].var, entry[1])
+        except BaseException:
+            finish_interrupted_exit(entries, entry, exc)
+            raise
 
     def __call__(self, func: object, /) -> NoReturn:
         """Refuse to decorate ``func``: :func:`with_session` is the decorator form.
