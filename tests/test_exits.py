@@ -8,11 +8,21 @@ interrupt landing inside a scope's own bookkeeping.
 from __future__ import annotations
 
 import asyncio
+import dis
 import gc
+import sys
 from collections.abc import AsyncIterator
-from typing import Any
+from types import FrameType
+from typing import Any, Callable
 
-from tracectrl import current_session_id, session_scope, with_session
+from tracectrl import (
+    current_session_id,
+    current_trace,
+    session_scope,
+    with_session,
+)
+from tracectrl import _unit as unit_module
+from tracectrl import scope as scope_module
 
 STREAMS = 50
 
@@ -88,3 +98,111 @@ def test_async_generators_collected_in_a_cycle_are_closed_once_in_their_session(
 
     _run(main, streams)
     streams.assert_each_closed_once_in_its_session()
+
+
+# Interrupts at scope entry and exit ----------------------------------------------
+
+
+class _Interrupt(BaseException):
+    """What a signal handler's exception, or KeyboardInterrupt, does to running code."""
+
+
+_SCOPE_CODE = (scope_module.__file__, unit_module.__file__)
+
+
+# CPython never runs a signal handler just before these: NOP does nothing (3.11+
+# marks each "try:" with one), and 3.9 and 3.10 skip their check before SETUP_FINALLY.
+_NO_SIGNAL_CHECK_BEFORE = {dis.opmap[name] for name in ("NOP", "SETUP_FINALLY") if name in dis.opmap}
+
+
+def _may_run_signal_handlers_before(frame: FrameType) -> bool:
+    """Say whether an interrupt can land before the instruction ``frame`` is about to run."""
+    return frame.f_code.co_code[frame.f_lasti] not in _NO_SIGNAL_CHECK_BEFORE
+
+
+def _interrupt_at_line(target: int, block: Callable[[], None]) -> tuple[bool, str]:
+    """Run ``block`` with an interrupt raised at the ``target``-th line tracectrl runs.
+
+    Returns whether the interrupt was raised, and where.
+    """
+    seen = 0
+    where = ""
+
+    def local(frame: FrameType, event: str, arg: object) -> Any:
+        nonlocal seen, where
+        if event == "line" and _may_run_signal_handlers_before(frame):
+            seen += 1
+            if seen == target:
+                where = f"{frame.f_code.co_name}:{frame.f_lineno}"
+                raise _Interrupt
+        return local
+
+    def calls(frame: FrameType, event: str, arg: object) -> Any:
+        return local if frame.f_code.co_filename in _SCOPE_CODE else None
+
+    sys.settrace(calls)
+    try:
+        block()
+    except _Interrupt:
+        return True, where
+    finally:
+        sys.settrace(None)
+    return False, where
+
+
+def _assert_no_leak_at_any_line(enter_and_exit: Callable[[], None]) -> int:
+    """Interrupt ``enter_and_exit`` at each line of the scope's code in turn; return how many."""
+    leaks = []
+    target = 0
+    while True:
+        target += 1
+        with session_scope("outer"):
+            before = (current_session_id(), current_trace())
+            raised, where = _interrupt_at_line(target, enter_and_exit)
+            if raised and (current_session_id(), current_trace()) != before:
+                leaks.append(where)
+        assert current_session_id() is None
+        if not raised:
+            break
+    assert leaks == [], " ".join(leaks)
+    return target - 1
+
+
+def test_an_interrupt_at_any_line_of_scope_entry_or_exit_leaves_nothing_in_force() -> None:
+    def job() -> None:
+        with session_scope("job"):
+            current_trace()
+
+    assert _assert_no_leak_at_any_line(job) > 10
+
+
+def test_an_interrupt_in_a_shared_scope_leaves_no_stale_entry() -> None:
+    shared = session_scope("job")
+
+    def job() -> None:
+        with shared:
+            with shared:
+                current_trace()
+
+    assert _assert_no_leak_at_any_line(job) > 20
+    assert shared._entries == []
+
+
+def test_an_interrupt_in_an_async_scope_leaves_nothing_in_force() -> None:
+    shared = session_scope("job")
+
+    def job() -> None:
+        async def main() -> None:
+            async with shared:
+                current_trace()
+
+        coroutine = main()
+        try:
+            coroutine.send(None)
+        except StopIteration:
+            pass
+        finally:
+            coroutine.close()
+
+    assert _assert_no_leak_at_any_line(job) > 10
+    assert shared._entries == []

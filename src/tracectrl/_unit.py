@@ -90,17 +90,25 @@ def starts_new_trace(session_id: str, old: str | None) -> bool:
     return session_id != carried(old)
 
 
-def enter(
-    session_id: str,
-    new_trace: bool | None,
-    span: SpanRequest | None,
-    entries: list[Entry] | None = None,
-) -> Entry:
+def enter(session_id: str, new_trace: bool | None, span: SpanRequest | None) -> Entry:
     """Put ``session_id``, the unit's trace and its span in force; return what undoes it.
 
     ``new_trace``: ``True`` always starts a trace, ``False`` keeps the one in
-    force, ``None`` applies the rules in the module docstring.  ``entries``,
-    when given, gets the entry appended before the return.
+    force, ``None`` applies the rules in the module docstring.
+    """
+    entries: list[Entry] = []
+    enter_into(entries, session_id, new_trace, span)
+    return entries[0]
+
+
+def enter_into(
+    entries: list[Entry], session_id: str, new_trace: bool | None, span: SpanRequest | None
+) -> str:
+    """Do what :func:`enter` does, append the entry to ``entries``, and return ``session_id``.
+
+    The form a scope object uses: the entry is recorded before the return, and
+    the return is the caller's, so that no instruction where CPython runs a
+    signal handler lies between the two on 3.11+.
 
     An exception raised part-way (an interrupt such as ``KeyboardInterrupt`` or
     a signal handler's, or a failing span start) undoes what was already put in
@@ -160,13 +168,11 @@ def enter(
             started = start_span(span.name, span.attributes, session_id, link_to)
             span_token = None if started is None else make_current(started)
             entry = (session_token, trace_token, Extras(hidden, started, span_token), otel)
-        if entries is not None:
-            entries.append(entry)
-        return entry
+        entries.append(entry)
+        return session_id
     except BaseException:
-        if entries is not None:
-            with suppress(ValueError, UnboundLocalError):
-                entries.remove(entry)
+        with suppress(ValueError, UnboundLocalError):  # unbound: interrupted before it was made
+            entries.remove(entry)
         _set_session(old)
         _set_trace(old_trace)
         if otel is not None:

@@ -33,6 +33,7 @@ from tracectrl._unit import (
     Entry,
     SpanRequest,
     enter,
+    enter_into,
     finish_interrupted_exit,
     leave,
     leave_latest,
@@ -54,6 +55,7 @@ _reset_session = session_var.reset
 _reset_trace = reset_trace_state
 _restore_otel_context = restore_otel_context
 _enter = enter
+_enter_into = enter_into
 _get_asyncgen_hooks = sys.get_asyncgen_hooks
 _set_asyncgen_hooks = sys.set_asyncgen_hooks
 
@@ -138,8 +140,7 @@ class session_scope:
         session_id = self._session_id
         if session_id.__class__ is not str:
             session_id = _resolve_joined(session_id is _NEW)
-        _enter(session_id, self._new_trace, self._span, self._entries)
-        return session_id
+        return _enter_into(self._entries, session_id, self._new_trace, self._span)
 
     def __exit__(
         self,
@@ -147,17 +148,18 @@ class session_scope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        try:  # first, so that 3.9 and 3.10 check for signals only once inside it
-            entries = self._entries
-            entry = entries[-1]
-            _reset_session(entry[0])
-        except (ValueError, RuntimeError, IndexError):
-            leave_latest(self._entries, exc)  # another task's entry is newest, or none is open
-            return
-        except BaseException:
-            finish_interrupted_exit(self._entries, locals().get("entry"), exc)
-            raise
+        # An interrupt (KeyboardInterrupt, a signal handler's exception) landing
+        # anywhere below finishes the exit in the handler; the outer try comes
+        # first so that 3.9 and 3.10, which skip their signal check before it,
+        # have no instruction outside it.
         try:
+            try:
+                entries = self._entries
+                entry = entries[-1]
+                _reset_session(entry[0])
+            except (ValueError, RuntimeError, IndexError):
+                leave_latest(self._entries, exc)  # another task's entry is newest, or none is open
+                return
             # By identity: other threads may have added theirs since.  Only the context
             # that made an entry removes it, so it is always there.
             entries.remove(entry)
@@ -174,7 +176,7 @@ class session_scope:
             except (ValueError, RuntimeError):
                 reset(entry[1].var, entry[1])
         except BaseException:
-            finish_interrupted_exit(entries, entry, exc)
+            finish_interrupted_exit(self._entries, locals().get("entry"), exc)
             raise
 
     # The async methods repeat the sync bodies rather than call them: one call less
@@ -183,8 +185,7 @@ class session_scope:
         session_id = self._session_id
         if session_id.__class__ is not str:
             session_id = _resolve_joined(session_id is _NEW)
-        _enter(session_id, self._new_trace, self._span, self._entries)
-        return session_id
+        return _enter_into(self._entries, session_id, self._new_trace, self._span)
 
     async def __aexit__(
         self,
@@ -192,17 +193,18 @@ class session_scope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        try:  # first, so that 3.9 and 3.10 check for signals only once inside it
-            entries = self._entries
-            entry = entries[-1]
-            _reset_session(entry[0])
-        except (ValueError, RuntimeError, IndexError):
-            leave_latest(self._entries, exc)
-            return
-        except BaseException:
-            finish_interrupted_exit(self._entries, locals().get("entry"), exc)
-            raise
+        # An interrupt (KeyboardInterrupt, a signal handler's exception) landing
+        # anywhere below finishes the exit in the handler; the outer try comes
+        # first so that 3.9 and 3.10, which skip their signal check before it,
+        # have no instruction outside it.
         try:
+            try:
+                entries = self._entries
+                entry = entries[-1]
+                _reset_session(entry[0])
+            except (ValueError, RuntimeError, IndexError):
+                leave_latest(self._entries, exc)
+                return
             entries.remove(entry)
             extras = entry[2]
             if extras is not None:
@@ -217,7 +219,7 @@ class session_scope:
             except (ValueError, RuntimeError):
                 reset(entry[1].var, entry[1])
         except BaseException:
-            finish_interrupted_exit(entries, entry, exc)
+            finish_interrupted_exit(self._entries, locals().get("entry"), exc)
             raise
 
     def __call__(self, func: object, /) -> NoReturn:
