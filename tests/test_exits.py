@@ -8,6 +8,7 @@ interrupt landing inside a scope's own bookkeeping.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dis
 import gc
 import sys
@@ -22,6 +23,7 @@ from tracectrl import (
     with_session,
 )
 from tracectrl import _unit as unit_module
+from tracectrl._unit import MAX_OPEN_ENTRIES
 from tracectrl import scope as scope_module
 
 STREAMS = 50
@@ -206,3 +208,17 @@ def test_an_interrupt_in_an_async_scope_leaves_nothing_in_force() -> None:
 
     assert _assert_no_leak_at_any_line(job) > 10
     assert shared._entries == []
+
+
+def test_a_shared_scope_forgets_entries_whose_exit_never_came() -> None:
+    shared = session_scope("job")
+
+    def abandon() -> None:
+        for _ in range(3 * MAX_OPEN_ENTRIES):
+            shared.__enter__()  # never exited, as after an interrupt at exit
+
+    contextvars.copy_context().run(abandon)
+    assert len(shared._entries) <= MAX_OPEN_ENTRIES
+    with shared:
+        assert current_session_id() == "job"
+    assert current_session_id() is None

@@ -135,6 +135,8 @@ def enter_into(
     # Everything is read before the first write, so that the handler below can
     # put the old values back whatever point an interrupt lands at (try costs
     # nothing on 3.11+, and one instruction on 3.9 and 3.10).
+    if entries and len(entries) >= MAX_OPEN_ENTRIES:
+        forget_oldest(entries)
     old = _get_session()
     old_trace = _get_trace()
     bridge = _trace_module._bridge
@@ -221,6 +223,23 @@ def leave_latest(entries: list[Entry], error: BaseException | None) -> None:
         return
     if entries:
         warn_foreign_exit()
+
+
+#: The most entries one scope object keeps open at once, over all threads and tasks.
+MAX_OPEN_ENTRIES = 1024
+
+
+def forget_oldest(entries: list[Entry]) -> None:
+    """Drop the oldest quarter of ``entries``: entries whose exit never came, as a rule.
+
+    An exit that never runs (an interrupt at the very start of ``__exit__``, a
+    thread killed inside the block, a generator never closed) leaves its entry
+    in the scope object's list for good.  The list is bounded so that such
+    entries cannot pile up; an entry dropped while still open exits as one
+    made elsewhere: nothing is changed and a ``RuntimeWarning`` says so.
+    """
+    with suppress(IndexError):  # other threads may be removing theirs meanwhile
+        del entries[: MAX_OPEN_ENTRIES // 4]
 
 
 def finish_interrupted_exit(
