@@ -16,15 +16,15 @@ from collections.abc import AsyncIterator
 from types import FrameType
 from typing import Any, Callable
 
+from tracectrl import _unit as unit_module
 from tracectrl import (
     current_session_id,
     current_trace,
     session_scope,
     with_session,
 )
-from tracectrl import _unit as unit_module
-from tracectrl._unit import MAX_OPEN_ENTRIES
 from tracectrl import scope as scope_module
+from tracectrl._unit import MAX_OPEN_ENTRIES
 
 STREAMS = 50
 
@@ -114,7 +114,9 @@ _SCOPE_CODE = (scope_module.__file__, unit_module.__file__)
 
 # CPython never runs a signal handler just before these: NOP does nothing (3.11+
 # marks each "try:" with one), and 3.9 and 3.10 skip their check before SETUP_FINALLY.
-_NO_SIGNAL_CHECK_BEFORE = {dis.opmap[name] for name in ("NOP", "SETUP_FINALLY") if name in dis.opmap}
+_NO_SIGNAL_CHECK_BEFORE = {
+    dis.opmap[name] for name in ("NOP", "SETUP_FINALLY") if name in dis.opmap
+}
 
 
 def _may_run_signal_handlers_before(frame: FrameType) -> bool:
@@ -182,9 +184,8 @@ def test_an_interrupt_in_a_shared_scope_leaves_no_stale_entry() -> None:
     shared = session_scope("job")
 
     def job() -> None:
-        with shared:
-            with shared:
-                current_trace()
+        with shared, shared:
+            current_trace()
 
     assert _assert_no_leak_at_any_line(job) > 20
     assert shared._entries == []

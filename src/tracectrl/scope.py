@@ -576,7 +576,7 @@ def _async_generator_wrapper(
             raise
         resume_body: Callable[[Any], Any] = generator.asend
         value: Any = None
-        started = _first_step_unhooked(generator)
+        started: Awaitable[Any] | None = _first_step_unhooked(generator)
         while True:
             try:
                 if started is not None:
