@@ -173,8 +173,12 @@ def enter_into(
         entries.append(entry)
         return session_id
     except BaseException:
-        with suppress(ValueError, UnboundLocalError):  # unbound: interrupted before it was made
+        # No context manager in these handlers: a Python-level call can raise again
+        # (RecursionError near the limit on 3.9), so only C-level calls are made.
+        try:
             entries.remove(entry)
+        except (ValueError, UnboundLocalError):  # unbound: interrupted before it was made
+            pass
         _set_session(old)
         _set_trace(old_trace)
         if otel is not None:
@@ -217,8 +221,10 @@ def leave_latest(entries: list[Entry], error: BaseException | None) -> None:
             _reset_session(entry[0])
         except (ValueError, RuntimeError):
             continue
-        with suppress(ValueError):  # never expected: only its own context removes an entry
+        try:
             entries.remove(entry)
+        except ValueError:  # never expected: only its own context removes an entry
+            pass
         _leave_rest(entry, error)
         return
     if entries:
@@ -264,8 +270,14 @@ def finish_interrupted_exit(
     except ValueError:
         leave_latest(entries, error)  # the newest entry was another context's
         return
-    with suppress(ValueError):
+    try:
         entries.remove(entry)
+    except ValueError:
+        pass  # already removed: the interrupt landed after it
+    try:  # before any Python-level call: those may raise again
+        _reset_trace(entry[1])
+    except (ValueError, RuntimeError):
+        pass  # already reset, or left to _leave_rest's safe path
     _leave_rest(entry, error)
 
 
