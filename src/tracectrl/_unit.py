@@ -175,7 +175,7 @@ def enter_into(
     except BaseException:
         # No context manager in these handlers: a Python-level call can raise again
         # (RecursionError near the limit on 3.9), so only C-level calls are made.
-        try:
+        try:  # noqa: SIM105 - see above
             entries.remove(entry)
         except (ValueError, UnboundLocalError):  # unbound: interrupted before it was made
             pass
@@ -221,7 +221,7 @@ def leave_latest(entries: list[Entry], error: BaseException | None) -> None:
             _reset_session(entry[0])
         except (ValueError, RuntimeError):
             continue
-        try:
+        try:  # noqa: SIM105 - a context manager is a Python-level call; see enter_into
             entries.remove(entry)
         except ValueError:  # never expected: only its own context removes an entry
             pass
@@ -270,11 +270,11 @@ def finish_interrupted_exit(
     except ValueError:
         leave_latest(entries, error)  # the newest entry was another context's
         return
-    try:
+    try:  # noqa: SIM105 - a context manager is a Python-level call; see enter_into
         entries.remove(entry)
     except ValueError:
         pass  # already removed: the interrupt landed after it
-    try:  # before any Python-level call: those may raise again
+    try:  # noqa: SIM105 - before any Python-level call: those may raise again
         _reset_trace(entry[1])
     except (ValueError, RuntimeError):
         pass  # already reset, or left to _leave_rest's safe path

@@ -158,26 +158,29 @@ class session_scope:
                 entry = entries[-1]
                 _reset_session(entry[0])
             except (ValueError, RuntimeError, IndexError):
-                leave_latest(self._entries, exc)  # another task's entry is newest, or none is open
-                return
-            # By identity: other threads may have added theirs since.  Only the context
-            # that made an entry removes it, so it is always there.
-            entries.remove(entry)
-            extras = entry[2]
-            if extras is not None:
-                _leave_extras(extras, exc)
-            otel = entry[3]
-            if otel is not None:
-                bridge = _trace_module._bridge
-                if bridge is not None and bridge.get_context() is not otel:
-                    _restore_otel_context(otel)
-            try:
-                _reset_trace(entry[1])
-            except (ValueError, RuntimeError):
-                reset(entry[1].var, entry[1])
+                newest_not_ours = True  # another task's entry is newest, or none is open
+            else:
+                newest_not_ours = False
+                # By identity: other threads may have added theirs since.  Only the context
+                # that made an entry removes it, so it is always there.
+                entries.remove(entry)
+                extras = entry[2]
+                if extras is not None:
+                    _leave_extras(extras, exc)
+                otel = entry[3]
+                if otel is not None:
+                    bridge = _trace_module._bridge
+                    if bridge is not None and bridge.get_context() is not otel:
+                        _restore_otel_context(otel)
+                try:
+                    _reset_trace(entry[1])
+                except (ValueError, RuntimeError):
+                    reset(entry[1].var, entry[1])
         except BaseException:
             finish_interrupted_exit(self._entries, locals().get("entry"), exc)
             raise
+        if newest_not_ours:
+            leave_latest(self._entries, exc)
 
     # The async methods repeat the sync bodies rather than call them: one call less
     # keeps `async with` within the cost target of a hand-written manager.
@@ -203,24 +206,27 @@ class session_scope:
                 entry = entries[-1]
                 _reset_session(entry[0])
             except (ValueError, RuntimeError, IndexError):
-                leave_latest(self._entries, exc)
-                return
-            entries.remove(entry)
-            extras = entry[2]
-            if extras is not None:
-                _leave_extras(extras, exc)
-            otel = entry[3]
-            if otel is not None:
-                bridge = _trace_module._bridge
-                if bridge is not None and bridge.get_context() is not otel:
-                    _restore_otel_context(otel)
-            try:
-                _reset_trace(entry[1])
-            except (ValueError, RuntimeError):
-                reset(entry[1].var, entry[1])
+                newest_not_ours = True
+            else:
+                newest_not_ours = False
+                entries.remove(entry)
+                extras = entry[2]
+                if extras is not None:
+                    _leave_extras(extras, exc)
+                otel = entry[3]
+                if otel is not None:
+                    bridge = _trace_module._bridge
+                    if bridge is not None and bridge.get_context() is not otel:
+                        _restore_otel_context(otel)
+                try:
+                    _reset_trace(entry[1])
+                except (ValueError, RuntimeError):
+                    reset(entry[1].var, entry[1])
         except BaseException:
             finish_interrupted_exit(self._entries, locals().get("entry"), exc)
             raise
+        if newest_not_ours:
+            leave_latest(self._entries, exc)
 
     def __call__(self, func: object, /) -> NoReturn:
         """Refuse to decorate ``func``: :func:`with_session` is the decorator form.
