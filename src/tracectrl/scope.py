@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import AsyncGenerator, Generator, Mapping
+import sys
+from collections.abc import AsyncGenerator, Awaitable, Generator, Mapping
 from types import TracebackType
 from typing import (
     Any,
@@ -32,6 +33,8 @@ from tracectrl._unit import (
     Entry,
     SpanRequest,
     enter,
+    enter_into,
+    finish_interrupted_exit,
     leave,
     leave_latest,
     resume,
@@ -52,6 +55,9 @@ _reset_session = session_var.reset
 _reset_trace = reset_trace_state
 _restore_otel_context = restore_otel_context
 _enter = enter
+_enter_into = enter_into
+_get_asyncgen_hooks = sys.get_asyncgen_hooks
+_set_asyncgen_hooks = sys.set_asyncgen_hooks
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -134,8 +140,7 @@ class session_scope:
         session_id = self._session_id
         if session_id.__class__ is not str:
             session_id = _resolve_joined(session_id is _NEW)
-        self._entries.append(_enter(session_id, self._new_trace, self._span))
-        return session_id
+        return _enter_into(self._entries, session_id, self._new_trace, self._span)
 
     def __exit__(
         self,
@@ -143,28 +148,39 @@ class session_scope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        entries = self._entries
+        # An interrupt (KeyboardInterrupt, a signal handler's exception) landing
+        # anywhere below finishes the exit in the handler; the outer try comes
+        # first so that 3.9 and 3.10, which skip their signal check before it,
+        # have no instruction outside it.
         try:
-            entry = entries[-1]
-            _reset_session(entry[0])
-        except (ValueError, RuntimeError, IndexError):
-            leave_latest(entries, exc)  # another task's entry is newest, or none is open
-            return
-        # By identity: other threads may have added theirs since.  Only the context
-        # that made an entry removes it, so it is always there.
-        entries.remove(entry)
-        extras = entry[2]
-        if extras is not None:
-            _leave_extras(extras, exc)
-        otel = entry[3]
-        if otel is not None:
-            bridge = _trace_module._bridge
-            if bridge is not None and bridge.get_context() is not otel:
-                _restore_otel_context(otel)
-        try:
-            _reset_trace(entry[1])
-        except (ValueError, RuntimeError):
-            reset(entry[1].var, entry[1])
+            try:
+                entries = self._entries
+                entry = entries[-1]
+                _reset_session(entry[0])
+            except (ValueError, RuntimeError, IndexError):
+                newest_not_ours = True  # another task's entry is newest, or none is open
+            else:
+                newest_not_ours = False
+                # By identity: other threads may have added theirs since.  Only the context
+                # that made an entry removes it, so it is always there.
+                entries.remove(entry)
+                extras = entry[2]
+                if extras is not None:
+                    _leave_extras(extras, exc)
+                otel = entry[3]
+                if otel is not None:
+                    bridge = _trace_module._bridge
+                    if bridge is not None and bridge.get_context() is not otel:
+                        _restore_otel_context(otel)
+                try:
+                    _reset_trace(entry[1])
+                except (ValueError, RuntimeError):
+                    reset(entry[1].var, entry[1])
+        except BaseException:
+            finish_interrupted_exit(self._entries, locals().get("entry"), exc)
+            raise
+        if newest_not_ours:
+            leave_latest(self._entries, exc)
 
     # The async methods repeat the sync bodies rather than call them: one call less
     # keeps `async with` within the cost target of a hand-written manager.
@@ -172,8 +188,7 @@ class session_scope:
         session_id = self._session_id
         if session_id.__class__ is not str:
             session_id = _resolve_joined(session_id is _NEW)
-        self._entries.append(_enter(session_id, self._new_trace, self._span))
-        return session_id
+        return _enter_into(self._entries, session_id, self._new_trace, self._span)
 
     async def __aexit__(
         self,
@@ -181,26 +196,37 @@ class session_scope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        entries = self._entries
+        # An interrupt (KeyboardInterrupt, a signal handler's exception) landing
+        # anywhere below finishes the exit in the handler; the outer try comes
+        # first so that 3.9 and 3.10, which skip their signal check before it,
+        # have no instruction outside it.
         try:
-            entry = entries[-1]
-            _reset_session(entry[0])
-        except (ValueError, RuntimeError, IndexError):
-            leave_latest(entries, exc)
-            return
-        entries.remove(entry)
-        extras = entry[2]
-        if extras is not None:
-            _leave_extras(extras, exc)
-        otel = entry[3]
-        if otel is not None:
-            bridge = _trace_module._bridge
-            if bridge is not None and bridge.get_context() is not otel:
-                _restore_otel_context(otel)
-        try:
-            _reset_trace(entry[1])
-        except (ValueError, RuntimeError):
-            reset(entry[1].var, entry[1])
+            try:
+                entries = self._entries
+                entry = entries[-1]
+                _reset_session(entry[0])
+            except (ValueError, RuntimeError, IndexError):
+                newest_not_ours = True
+            else:
+                newest_not_ours = False
+                entries.remove(entry)
+                extras = entry[2]
+                if extras is not None:
+                    _leave_extras(extras, exc)
+                otel = entry[3]
+                if otel is not None:
+                    bridge = _trace_module._bridge
+                    if bridge is not None and bridge.get_context() is not otel:
+                        _restore_otel_context(otel)
+                try:
+                    _reset_trace(entry[1])
+                except (ValueError, RuntimeError):
+                    reset(entry[1].var, entry[1])
+        except BaseException:
+            finish_interrupted_exit(self._entries, locals().get("entry"), exc)
+            raise
+        if newest_not_ours:
+            leave_latest(self._entries, exc)
 
     def __call__(self, func: object, /) -> NoReturn:
         """Refuse to decorate ``func``: :func:`with_session` is the decorator form.
@@ -521,6 +547,29 @@ def _step_in_unit(generator: Generator[Any, Any, Any], entry: Entry) -> Generato
         entry = resume(suspended)
 
 
+def _ignore_finalization(generator: AsyncGenerator[Any, Any]) -> None:
+    """Leave a decorated async generator's body to its wrapper, which closes it in its session."""
+
+
+def _first_step_unhooked(generator: AsyncGenerator[Any, Any]) -> Awaitable[Any]:
+    """Return the first ``asend(None)`` of the body, made with the event loop's hooks swapped.
+
+    The event loop registers an async generator on its first step and, on
+    shutdown or when the garbage collector finds it abandoned, closes it.  Only
+    the wrapper may be registered: closed by the loop, it closes the body once,
+    under the body's session.  Were the body registered too, the loop would also
+    close it on its own, concurrently with the wrapper and outside the session.
+    The finalizer given instead does nothing, so that a body collected in the
+    same cycle as its wrapper is left for the wrapper's close.
+    """
+    hooks = _get_asyncgen_hooks()
+    _set_asyncgen_hooks(None, _ignore_finalization)
+    try:
+        return generator.asend(None)
+    finally:
+        _set_asyncgen_hooks(*hooks)
+
+
 def _async_generator_wrapper(
     func: Callable[..., AsyncGenerator[Any, Any]], unit: _Unit
 ) -> Callable[..., AsyncGenerator[Any, Any]]:
@@ -533,9 +582,14 @@ def _async_generator_wrapper(
             raise
         resume_body: Callable[[Any], Any] = generator.asend
         value: Any = None
+        started: Awaitable[Any] | None = _first_step_unhooked(generator)
         while True:
             try:
-                item = await resume_body(value)
+                if started is not None:
+                    step, started = started, None
+                    item = await step
+                else:
+                    item = await resume_body(value)
             except StopAsyncIteration:
                 leave(entry, None)
                 return
