@@ -24,7 +24,7 @@ OpenTelemetry's Celery instrumentation may run alongside, when
 :func:`instrument` is called before ``CeleryInstrumentor().instrument()``: its
 producer span becomes the parent in the message, its consumer span gets
 ``session.id`` from :class:`tracectrl.integrations.otel.SessionSpanProcessor`,
-and both share one trace.  Needs ``pip install "tracectrl[celery]"``.
+and both share one trace.  Needs ``pip install ".[celery]"`` from a tracectrl checkout.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ try:
     from celery import signals  # type: ignore[import-untyped]
 except ImportError as error:
     raise ImportError(
-        'tracectrl.integrations.celery needs Celery: pip install "tracectrl[celery]"'
+        "tracectrl.integrations.celery needs Celery: "
+        'pip install ".[celery]" from the root of a tracectrl checkout'
     ) from error
 
 from tracectrl._snapshot import ContextSnapshot, applied, capture

@@ -11,7 +11,7 @@ worker for that task alone::
         future = submit(client, plan_trip, "Lisbon", days=3)
 
 Workers must be able to import ``tracectrl`` (it is installed where the
-workers run, as ``fn`` is).  Needs ``pip install "tracectrl[dask]"``.
+workers run, as ``fn`` is).  Needs ``pip install ".[dask]"`` from a tracectrl checkout.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ try:
     import distributed
 except ImportError as error:
     raise ImportError(
-        'tracectrl.integrations.dask needs Dask distributed: pip install "tracectrl[dask]"'
+        "tracectrl.integrations.dask needs Dask distributed: "
+        'pip install ".[dask]" from the root of a tracectrl checkout'
     ) from error
 
 from typing_extensions import ParamSpec

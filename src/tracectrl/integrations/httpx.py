@@ -5,7 +5,7 @@ Register the hook that matches the client::
     httpx.Client(event_hooks={"request": [add_propagation_headers]})
     httpx.AsyncClient(event_hooks={"request": [add_propagation_headers_async]})
 
-Needs ``pip install "tracectrl[httpx]"``.
+Needs ``pip install ".[httpx]"`` from a tracectrl checkout.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ try:
     import httpx
 except ImportError as error:
     raise ImportError(
-        'tracectrl.integrations.httpx needs httpx: pip install "tracectrl[httpx]"'
+        "tracectrl.integrations.httpx needs httpx: "
+        'pip install ".[httpx]" from the root of a tracectrl checkout'
     ) from error
 
 from tracectrl.integrations._outgoing import set_propagation_headers

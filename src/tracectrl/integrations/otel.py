@@ -17,9 +17,9 @@ give it:
   (:func:`~tracectrl.current_session_id` finds it in OpenTelemetry's context,
   where it also finds a session OpenInference's ``using_session`` set).
 
-Needs ``pip install "tracectrl[otel]"`` (the OpenTelemetry API and SDK; with the
-API alone, :class:`SessionPropagator` works and :class:`SessionSpanProcessor`
-raises :class:`ImportError` naming the extra).
+Needs ``pip install ".[otel]"`` from a tracectrl checkout (the OpenTelemetry
+API and SDK; with the API alone, :class:`SessionPropagator` works and
+:class:`SessionSpanProcessor` raises :class:`ImportError` naming the extra).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ try:
 except ImportError as error:
     raise ImportError(
         "tracectrl.integrations.otel needs the OpenTelemetry API and SDK: "
-        'pip install "tracectrl[otel]"'
+        'pip install ".[otel]" from the root of a tracectrl checkout'
     ) from error
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ else:
             def __init__(self) -> None:
                 raise ImportError(
                     "SessionSpanProcessor needs the OpenTelemetry SDK: "
-                    'pip install "tracectrl[otel]"'
+                    'pip install ".[otel]" from the root of a tracectrl checkout'
                 )
 
         Span = object

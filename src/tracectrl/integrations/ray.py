@@ -15,7 +15,7 @@ on the worker for that call alone::
 
 For an actor, decorate the method with :func:`actor_method` and call it with
 :func:`call`: ``ray.get(call(agent.act, "plan"))``.  Ray's workers must be
-able to import ``tracectrl``.  Needs ``pip install "tracectrl[ray]"``.
+able to import ``tracectrl``.  Needs ``pip install ".[ray]"`` from a tracectrl checkout.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ try:
     import ray
 except ImportError as error:
     raise ImportError(
-        'tracectrl.integrations.ray needs Ray: pip install "tracectrl[ray]"'
+        "tracectrl.integrations.ray needs Ray: "
+        'pip install ".[ray]" from the root of a tracectrl checkout'
     ) from error
 
 from typing_extensions import Concatenate, ParamSpec

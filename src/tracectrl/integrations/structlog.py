@@ -4,7 +4,7 @@ Put :func:`add_session_context` in the processor chain, before the renderer::
 
     structlog.configure(processors=[add_session_context, structlog.processors.JSONRenderer()])
 
-Needs ``pip install "tracectrl[structlog]"``.
+Needs ``pip install ".[structlog]"`` from a tracectrl checkout.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ try:
     from structlog.typing import EventDict, WrappedLogger
 except ImportError as error:
     raise ImportError(
-        'tracectrl.integrations.structlog needs structlog: pip install "tracectrl[structlog]"'
+        "tracectrl.integrations.structlog needs structlog: "
+        'pip install ".[structlog]" from the root of a tracectrl checkout'
     ) from error
 
 from tracectrl.integrations._log_fields import add_session_fields
