@@ -56,9 +56,11 @@ _enter = enter
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
-#: A function of the decorated call's arguments that picks its session id
-#: (``None``: join the current session or start one).
 SessionIdFactory = Callable[..., Optional[str]]
+"""A function of the decorated call's arguments that picks its session id.
+
+Returning ``None`` joins the session in force, or starts one.
+"""
 
 #: The span attributes ``attributes=`` takes: OpenTelemetry's attribute values.
 SpanAttributes = Mapping[str, AttributeValue]

@@ -89,12 +89,12 @@ __all__ = [
     "SessionSpanProcessor",
 ]
 
-#: The span attribute that holds the session id (OpenTelemetry's semantic convention).
 SESSION_ID_ATTRIBUTE = "session.id"
-#: The GenAI semantic convention's attribute for a conversation.
+"""The span attribute that holds the session id (OpenTelemetry's semantic convention)."""
 CONVERSATION_ID_ATTRIBUTE = "gen_ai.conversation.id"
-#: The attributes :class:`SessionSpanProcessor` stamps by default.
+"""The GenAI semantic convention's attribute for a conversation."""
 DEFAULT_SESSION_ATTRIBUTES = (SESSION_ID_ATTRIBUTE, CONVERSATION_ID_ATTRIBUTE)
+"""The attributes :class:`SessionSpanProcessor` stamps by default."""
 
 
 _log = logging.getLogger("tracectrl.integrations.otel")
