@@ -76,6 +76,9 @@ def instrument() -> None:
 
     Connects the publishing and worker-side signal handlers.  Calling it again
     does nothing; it may be called before or after the apps are created.
+
+    Returns:
+        ``None``; nothing is raised, and a second call changes nothing.
     """
     global _instrumented  # noqa: PLW0603 - one switch per process, like the signals themselves
     with _lock:
@@ -86,7 +89,12 @@ def instrument() -> None:
 
 
 def uninstrument() -> None:
-    """Disconnect what :func:`instrument` connected; tasks already running still restore."""
+    """Disconnect what :func:`instrument` connected; tasks already running still restore.
+
+    Returns:
+        ``None``; nothing is raised, and calling it when not instrumented changes
+        nothing.
+    """
     global _instrumented  # noqa: PLW0603
     with _lock:
         signals.before_task_publish.disconnect(dispatch_uid=_PUBLISH_UID)
@@ -99,7 +107,11 @@ def uninstrument() -> None:
 
 
 def is_instrumented() -> bool:
-    """Return whether :func:`instrument` is in effect in this process."""
+    """Return whether :func:`instrument` is in effect in this process.
+
+    Returns:
+        ``True`` between :func:`instrument` and :func:`uninstrument`, else ``False``.
+    """
     return _instrumented
 
 

@@ -55,6 +55,16 @@ def submit(
     must not share one result.  An exception raised by ``fn`` is the
     future's, as with ``client.submit``.  ``args`` may hold futures; they are
     resolved as ``client.submit`` resolves them.
+
+    Args:
+        client: the :class:`distributed.Client` to submit to.
+        fn: the function the worker runs; it must be picklable.
+        *args: positional arguments for ``fn`` (futures are resolved first).
+        **kwargs: keyword arguments for ``fn``, all of them.
+
+    Returns:
+        The client's :class:`distributed.Future` for ``fn``'s result; an
+    exception ``fn`` raises is the future's.
     """
     call = functools.partial(fn, **kwargs) if kwargs else fn
     future: Future[_T] = client.submit(run_with_snapshot, capture(), call, *args, pure=False)

@@ -34,6 +34,13 @@ def add_propagation_headers(request: httpx.Request) -> None:
     fields, if set by the caller, are replaced; other baggage members are
     kept.  With no current trace one is started; with no session no session
     field is sent.
+
+    Args:
+        request: the request httpx is about to send; its headers are changed in
+            place.
+
+    Returns:
+        ``None``; nothing is raised.
     """
     set_propagation_headers(request.headers)
 
@@ -43,5 +50,12 @@ async def add_propagation_headers_async(request: httpx.Request) -> None:
 
     It runs in the task that sends the request, so the session and trace are
     that task's.
+
+    Args:
+        request: the request httpx is about to send; its headers are changed in
+            place.
+
+    Returns:
+        ``None``, once awaited; nothing is raised.
     """
     set_propagation_headers(request.headers)

@@ -33,6 +33,14 @@ def add_session_context(
     16-hex-digit id of the current span; each is ``None`` when there is none.
     Keys the event already has (bound with ``bind()`` or passed to the call)
     are kept.
+
+    Args:
+        logger: the wrapped logger (unused, part of structlog's processor call).
+        method_name: the name of the log method called (unused).
+        event_dict: the event; the three keys are added to it in place.
+
+    Returns:
+        ``event_dict``, with ``session_id``, ``trace_id`` and ``span_id``.
     """
     add_session_fields(event_dict)
     return event_dict
