@@ -117,6 +117,10 @@ class SessionSpanProcessor(SpanProcessor):
     next to the exporting processor:
     ``provider.add_span_processor(SessionSpanProcessor())``.
 
+    Args:
+        attributes: the span attribute names to stamp with the session id;
+            ``session.id`` and ``gen_ai.conversation.id`` by default.
+
     Raises:
         TypeError: ``attributes`` is a ``str`` or holds a non-``str``.
         ValueError: ``attributes`` holds an empty name.
