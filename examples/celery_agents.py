@@ -1,6 +1,6 @@
 """An agent fans three tools out through Celery; every tool runs in the agent's session and trace.
 
-Run it from the repository root, with ``tracectrl[celery]`` installed and
+Run it from the repository root, with the ``celery`` extra installed and
 Debian's ``redis-server`` on the PATH::
 
     python examples/celery_agents.py

@@ -72,7 +72,7 @@ def export_spans(otlp_url: str, service: str) -> None:
     except ImportError as error:
         sys.exit(
             f"--otlp needs the OpenTelemetry SDK and its OTLP/HTTP exporter ({error}): "
-            'pip install "tracectrl[otel]" opentelemetry-exporter-otlp-proto-http'
+            'pip install ".[otel]" opentelemetry-exporter-otlp-proto-http'
         )
     resource = Resource.create(
         {"service.name": service, "openinference.project.name": OTLP_PROJECT}

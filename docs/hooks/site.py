@@ -27,7 +27,7 @@ from typing import Any
 from mkdocs.plugins import event_priority
 
 # page that another branch adds -> the page its links point to until then
-PENDING_PAGES = {"seeing-sessions.md": "where-sessions-show-up.md"}
+PENDING_PAGES: dict[str, str] = {}
 
 _VERSION = re.compile(r'^__version__\s*=\s*"(?P<version>[^"]+)"', re.MULTILINE)
 

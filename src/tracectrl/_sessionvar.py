@@ -13,11 +13,11 @@ import uuid
 from contextvars import ContextVar
 from typing import Optional
 
-#: Environment variable that :func:`tracectrl.session.new_session` uses instead of a fresh UUID.
 SESSION_ID_ENV_VAR = "TRACECTRL_SESSION_ID"
+"""Environment variable that :func:`tracectrl.session.new_session` uses instead of a fresh UUID."""
 
-#: The longest session id accepted, in characters.
 MAX_SESSION_ID_LENGTH = 256
+"""The longest session id accepted, in characters."""
 
 session_var: ContextVar[Optional[str]] = ContextVar("tracectrl_session_id", default=None)
 

@@ -16,10 +16,10 @@ from typing import Any, Optional, Union, cast
 from tracectrl._tokens import reset
 from tracectrl._trace import TraceContext
 
-#: The values OpenTelemetry accepts as span attributes.
 AttributeValue = Union[
     str, bool, int, float, Sequence[str], Sequence[bool], Sequence[int], Sequence[float]
 ]
+"""The values OpenTelemetry accepts as span attributes."""
 
 #: The span attribute that holds the session id (OpenTelemetry's semantic convention).
 SESSION_ID_ATTRIBUTE = "session.id"

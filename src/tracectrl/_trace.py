@@ -111,7 +111,16 @@ reset_trace_state = _trace_context.reset
 
 
 def current_trace() -> TraceContext | None:
-    """Return the trace in force in this context, or ``None``."""
+    """Return the trace in force in this context, or ``None``.
+
+    With OpenTelemetry, a local span in force is the trace.  Inside a unit of
+    work whose ids nobody has read yet, this read makes them.  It reads the
+    current thread or task only; another thread sees its own trace.
+
+    Returns:
+        The current :class:`~tracectrl.context.TraceContext`, or ``None`` when no
+        trace is in force (outside any unit of work, span or continued request).
+    """
     bridge = _bridge
     if bridge is not None:
         trace = bridge.current_trace()

@@ -38,14 +38,16 @@ if TYPE_CHECKING:
 
     from tracectrl._trace import TraceContext
 
-#: The environment variable that holds the session key(s): comma-separated, the first
-#: signs.  Read once per process, when a key is first needed.
 SESSION_KEY_ENV_VAR = "TRACECTRL_SESSION_KEY"
+"""The environment variable that holds the session key(s), comma-separated; the first signs.
 
-#: One key (text is encoded as UTF-8) or several, the first of which signs.
+Read once per process, when a key is first needed.
+"""
+
 SessionKeys = Union[str, bytes, Sequence[Union[str, bytes]]]
-#: Decides from the request whether its caller may set the session.
+"""One key (text is encoded as UTF-8) or several, the first of which signs."""
 TrustPolicy = Callable[[Any], bool]
+"""Decides from the request whether its caller may set the session."""
 
 _SCHEME = "sha256="
 _SIGNATURE_LENGTH = len(_SCHEME) + 64

@@ -17,12 +17,12 @@ from tracectrl._baggage import baggage_value, encode_baggage_value
 from tracectrl._sessionvar import MAX_SESSION_ID_LENGTH, session_id_problem
 from tracectrl._tracecontext import preview
 
-#: The header that carries the session id, percent-encoded.
 SESSION_HEADER = "X-TraceCtrl-Session"
-#: The header that carries the session's HMAC-SHA256 signature when a session key is set.
+"""The header that carries the session id, percent-encoded."""
 SIGNATURE_HEADER = "X-TraceCtrl-Session-Signature"
-#: The W3C baggage key that carries the session id too, for OpenTelemetry peers.
+"""The header that carries the session's HMAC-SHA256 signature when a session key is set."""
 BAGGAGE_SESSION_KEY = "session.id"
+"""The W3C baggage key that carries the session id too, for OpenTelemetry peers."""
 #: The longest session value read from the wire: every character of the longest
 #: id as four UTF-8 bytes, each written ``%XX``.  Longer values are not decoded.
 MAX_ENCODED_SESSION_ID_LENGTH = MAX_SESSION_ID_LENGTH * 4 * 3

@@ -111,6 +111,13 @@ def inject_trace_headers(headers: Mapping[str, str] | None = None) -> dict[str, 
     ``headers`` is copied, not changed; its own ``traceparent``/``tracestate``
     fields, in any case, are replaced.  The session is not sent: add
     ``X-TraceCtrl-Session`` yourself (the manual form), or use :func:`propagation_headers`.
+
+    Args:
+        headers: the outgoing request's other headers, if any; not changed.
+
+    Returns:
+        A new ``dict``: a copy of ``headers`` with ``traceparent`` (and
+        ``tracestate`` when the trace has one) set.  Nothing is raised.
     """
     result = {} if headers is None else _copy_without(headers, TRACE_NAMES)
     _add_trace_headers(result)
@@ -136,7 +143,16 @@ def extract_trace_headers(headers: object) -> TraceContext | None:
 
     Nothing is raised.  The trace is set without a token, like
     :func:`tracectrl.session.set_session_id`: it stays for the rest of the
-    current thread or task; use :class:`continue_session` to have it restored.
+    current thread or task (or until the enclosing scope ends); use
+    :class:`continue_session` to have it restored.
+
+    Args:
+        headers: the incoming request's or message's headers, in any of the
+            forms above; anything else is ignored.
+
+    Returns:
+        The trace now current, as a :class:`TraceContext`, or ``None`` when
+        ``headers`` hold no valid ``traceparent``.
     """
     traceparents, tracestates = header_field_pair(headers, TRACEPARENT, TRACESTATE)
     trace = trace_from_fields(traceparents, tracestates)
@@ -167,6 +183,17 @@ def propagation_headers(
     HMAC-SHA256 of the session id and the trace id, which a receiver with the
     same key requires (see :class:`continue_session`).  The session header
     itself is the same with or without a key.
+
+    Args:
+        headers: the outgoing request's other headers, if any; not changed.
+        key: the session key to sign with, or several (the first signs);
+            ``None`` reads ``$TRACECTRL_SESSION_KEY``, and signs nothing when
+            that is unset.
+
+    Returns:
+        A new ``dict``: a copy of ``headers`` with ``traceparent``,
+        ``tracestate``, ``X-TraceCtrl-Session``, ``baggage`` and, with a key,
+        ``X-TraceCtrl-Session-Signature`` set.
 
     Raises:
         TypeError: ``key`` is neither text, bytes, nor a sequence of them.
@@ -230,6 +257,19 @@ class continue_session:
     So does, once per process, continuing sessions while
     ``$TRACECTRL_SESSION_ID`` is set: it would merge every request that
     brings no session into that one.
+
+    Args:
+        headers: the incoming request's or message's headers, in any form
+            :func:`extract_trace_headers` reads.
+        trust: a callable given ``headers`` that answers whether this caller
+            may set the session; ``None`` trusts every caller.
+        key: the session key, or several, that an incoming session must be
+            signed with; ``None`` reads ``$TRACECTRL_SESSION_KEY``, and
+            requires no signature when that is unset.
+        continue_untrusted_trace: whether a caller whose session is refused
+            still has its trace continued (the default) or gets a new one.
+
+    Entering returns the session id in force inside the block.
 
     Raises:
         TypeError: ``key`` is neither text, bytes, nor a sequence of them.

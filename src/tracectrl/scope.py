@@ -62,9 +62,11 @@ _set_asyncgen_hooks = sys.set_asyncgen_hooks
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
-#: A function of the decorated call's arguments that picks its session id
-#: (``None``: join the current session or start one).
 SessionIdFactory = Callable[..., Optional[str]]
+"""A function of the decorated call's arguments that picks its session id.
+
+Returning ``None`` joins the session in force, or starts one.
+"""
 
 #: The span attributes ``attributes=`` takes: OpenTelemetry's attribute values.
 SpanAttributes = Mapping[str, AttributeValue]
@@ -103,6 +105,17 @@ class session_scope:
 
     It is not a decorator: ``@with_session(...)`` is the decorator form, and
     using a ``session_scope`` as one raises a :class:`TypeError` that says so.
+
+    Args:
+        session_id: the session for the block; ``None`` joins the one in force,
+            or starts one.
+        new: always start a new session for each entry.
+        new_trace: ``True`` always starts a new trace, ``False`` keeps the one
+            in force; ``None`` follows the rules above.
+        span: the name of an OpenTelemetry span for the block, if any.
+        attributes: attributes for that span.
+
+    Entering returns the session id in force inside the block.
 
     Raises:
         TypeError: ``session_id`` or ``span`` is not a ``str`` (a function: used
@@ -356,6 +369,19 @@ def with_session(
     when it is created; its span covers the body from the first step to its
     close.  Signatures, ``functools.wraps`` metadata and
     ``inspect.iscoroutinefunction`` & co. are kept.
+
+    Args:
+        func_or_id: the function, when used bare; or a fixed session id.
+        session_id: a fixed session id, or a factory called with each call's
+            arguments that returns one (``None``: join or start).
+        new: a new session for every call.
+        new_trace: ``True`` always starts a new trace per call, ``False`` keeps
+            the one in force; ``None`` follows the rules above.
+        span: a span name, or ``True`` for the function's ``__qualname__``.
+        attributes: attributes for that span.
+
+    Returns:
+        Used bare, the decorated function; called with options, the decorator.
 
     Raises:
         TypeError: a fixed ``session_id`` is not a ``str``; ``span`` is not a

@@ -24,7 +24,7 @@ OpenTelemetry's Celery instrumentation may run alongside, when
 :func:`instrument` is called before ``CeleryInstrumentor().instrument()``: its
 producer span becomes the parent in the message, its consumer span gets
 ``session.id`` from :class:`tracectrl.integrations.otel.SessionSpanProcessor`,
-and both share one trace.  Needs ``pip install "tracectrl[celery]"``.
+and both share one trace.  Needs ``pip install ".[celery]"`` from a tracectrl checkout.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ try:
     from celery import signals  # type: ignore[import-untyped]
 except ImportError as error:
     raise ImportError(
-        'tracectrl.integrations.celery needs Celery: pip install "tracectrl[celery]"'
+        "tracectrl.integrations.celery needs Celery: "
+        'pip install ".[celery]" from the root of a tracectrl checkout'
     ) from error
 
 from tracectrl._snapshot import ContextSnapshot, applied, capture
@@ -75,6 +76,9 @@ def instrument() -> None:
 
     Connects the publishing and worker-side signal handlers.  Calling it again
     does nothing; it may be called before or after the apps are created.
+
+    Returns:
+        ``None``; nothing is raised, and a second call changes nothing.
     """
     global _instrumented  # noqa: PLW0603 - one switch per process, like the signals themselves
     with _lock:
@@ -85,7 +89,12 @@ def instrument() -> None:
 
 
 def uninstrument() -> None:
-    """Disconnect what :func:`instrument` connected; tasks already running still restore."""
+    """Disconnect what :func:`instrument` connected; tasks already running still restore.
+
+    Returns:
+        ``None``; nothing is raised, and calling it when not instrumented changes
+        nothing.
+    """
     global _instrumented  # noqa: PLW0603
     with _lock:
         signals.before_task_publish.disconnect(dispatch_uid=_PUBLISH_UID)
@@ -98,7 +107,11 @@ def uninstrument() -> None:
 
 
 def is_instrumented() -> bool:
-    """Return whether :func:`instrument` is in effect in this process."""
+    """Return whether :func:`instrument` is in effect in this process.
+
+    Returns:
+        ``True`` between :func:`instrument` and :func:`uninstrument`, else ``False``.
+    """
     return _instrumented
 
 

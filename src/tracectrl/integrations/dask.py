@@ -11,7 +11,7 @@ worker for that task alone::
         future = submit(client, plan_trip, "Lisbon", days=3)
 
 Workers must be able to import ``tracectrl`` (it is installed where the
-workers run, as ``fn`` is).  Needs ``pip install "tracectrl[dask]"``.
+workers run, as ``fn`` is).  Needs ``pip install ".[dask]"`` from a tracectrl checkout.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ try:
     import distributed
 except ImportError as error:
     raise ImportError(
-        'tracectrl.integrations.dask needs Dask distributed: pip install "tracectrl[dask]"'
+        "tracectrl.integrations.dask needs Dask distributed: "
+        'pip install ".[dask]" from the root of a tracectrl checkout'
     ) from error
 
 from typing_extensions import ParamSpec
@@ -54,6 +55,16 @@ def submit(
     must not share one result.  An exception raised by ``fn`` is the
     future's, as with ``client.submit``.  ``args`` may hold futures; they are
     resolved as ``client.submit`` resolves them.
+
+    Args:
+        client: the :class:`distributed.Client` to submit to.
+        fn: the function the worker runs; it must be picklable.
+        *args: positional arguments for ``fn`` (futures are resolved first).
+        **kwargs: keyword arguments for ``fn``, all of them.
+
+    Returns:
+        The client's :class:`distributed.Future` for ``fn``'s result; an
+    exception ``fn`` raises is the future's.
     """
     call = functools.partial(fn, **kwargs) if kwargs else fn
     future: Future[_T] = client.submit(run_with_snapshot, capture(), call, *args, pure=False)

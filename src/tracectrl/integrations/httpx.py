@@ -5,7 +5,7 @@ Register the hook that matches the client::
     httpx.Client(event_hooks={"request": [add_propagation_headers]})
     httpx.AsyncClient(event_hooks={"request": [add_propagation_headers_async]})
 
-Needs ``pip install "tracectrl[httpx]"``.
+Needs ``pip install ".[httpx]"`` from a tracectrl checkout.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ try:
     import httpx
 except ImportError as error:
     raise ImportError(
-        'tracectrl.integrations.httpx needs httpx: pip install "tracectrl[httpx]"'
+        "tracectrl.integrations.httpx needs httpx: "
+        'pip install ".[httpx]" from the root of a tracectrl checkout'
     ) from error
 
 from tracectrl.integrations._outgoing import set_propagation_headers
@@ -33,6 +34,13 @@ def add_propagation_headers(request: httpx.Request) -> None:
     fields, if set by the caller, are replaced; other baggage members are
     kept.  With no current trace one is started; with no session no session
     field is sent.
+
+    Args:
+        request: the request httpx is about to send; its headers are changed in
+            place.
+
+    Returns:
+        ``None``; nothing is raised.
     """
     set_propagation_headers(request.headers)
 
@@ -42,5 +50,12 @@ async def add_propagation_headers_async(request: httpx.Request) -> None:
 
     It runs in the task that sends the request, so the session and trace are
     that task's.
+
+    Args:
+        request: the request httpx is about to send; its headers are changed in
+            place.
+
+    Returns:
+        ``None``, once awaited; nothing is raised.
     """
     set_propagation_headers(request.headers)

@@ -87,6 +87,9 @@ def instrument() -> None:
     As for any record attribute, ``extra=`` may not pass these three names
     while it is installed (``logging`` raises ``KeyError``); put
     :class:`SessionLogFilter` on a handler instead if a call must set them.
+
+    Returns:
+        ``None``; nothing is raised, and a second call changes nothing.
     """
     global _installed  # noqa: PLW0603 - one factory per process, as logging has
     with _lock:
@@ -102,6 +105,9 @@ def uninstrument() -> None:
 
     When a factory installed later wraps this one, this one stays in the chain
     but adds nothing, so the later factory keeps working.
+
+    Returns:
+        ``None``; nothing is raised.
     """
     global _installed  # noqa: PLW0603 - see instrument
     with _lock:

@@ -17,9 +17,9 @@ give it:
   (:func:`~tracectrl.current_session_id` finds it in OpenTelemetry's context,
   where it also finds a session OpenInference's ``using_session`` set).
 
-Needs ``pip install "tracectrl[otel]"`` (the OpenTelemetry API and SDK; with the
-API alone, :class:`SessionPropagator` works and :class:`SessionSpanProcessor`
-raises :class:`ImportError` naming the extra).
+Needs ``pip install ".[otel]"`` from a tracectrl checkout (the OpenTelemetry
+API and SDK; with the API alone, :class:`SessionPropagator` works and
+:class:`SessionSpanProcessor` raises :class:`ImportError` naming the extra).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ try:
 except ImportError as error:
     raise ImportError(
         "tracectrl.integrations.otel needs the OpenTelemetry API and SDK: "
-        'pip install "tracectrl[otel]"'
+        'pip install ".[otel]" from the root of a tracectrl checkout'
     ) from error
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ else:
             def __init__(self) -> None:
                 raise ImportError(
                     "SessionSpanProcessor needs the OpenTelemetry SDK: "
-                    'pip install "tracectrl[otel]"'
+                    'pip install ".[otel]" from the root of a tracectrl checkout'
                 )
 
         Span = object
@@ -89,12 +89,12 @@ __all__ = [
     "SessionSpanProcessor",
 ]
 
-#: The span attribute that holds the session id (OpenTelemetry's semantic convention).
 SESSION_ID_ATTRIBUTE = "session.id"
-#: The GenAI semantic convention's attribute for a conversation.
+"""The span attribute that holds the session id (OpenTelemetry's semantic convention)."""
 CONVERSATION_ID_ATTRIBUTE = "gen_ai.conversation.id"
-#: The attributes :class:`SessionSpanProcessor` stamps by default.
+"""The GenAI semantic convention's attribute for a conversation."""
 DEFAULT_SESSION_ATTRIBUTES = (SESSION_ID_ATTRIBUTE, CONVERSATION_ID_ATTRIBUTE)
+"""The attributes :class:`SessionSpanProcessor` stamps by default."""
 
 
 _log = logging.getLogger("tracectrl.integrations.otel")
@@ -116,6 +116,10 @@ class SessionSpanProcessor(SpanProcessor):
     show one trace id; it stays a root: no parent that nobody exports.  Add it
     next to the exporting processor:
     ``provider.add_span_processor(SessionSpanProcessor())``.
+
+    Args:
+        attributes: the span attribute names to stamp with the session id;
+            ``session.id`` and ``gen_ai.conversation.id`` by default.
 
     Raises:
         TypeError: ``attributes`` is a ``str`` or holds a non-``str``.

@@ -14,7 +14,7 @@ that started it, next to the ``tracectrl_session`` propagator that carries the
 session between services.  Leave it out with
 ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=tracectrl_threading``.
 
-Needs ``pip install "tracectrl[otel-instrumentation]"`` (the
+Needs ``pip install ".[otel-instrumentation]"`` from a tracectrl checkout (the
 ``opentelemetry-instrumentation`` package, which provides ``BaseInstrumentor``
 and the ``opentelemetry-instrument`` command).
 """
@@ -32,7 +32,7 @@ try:
 except ImportError as error:
     raise ImportError(
         "tracectrl.integrations.otel_threading needs opentelemetry-instrumentation: "
-        'pip install "tracectrl[otel-instrumentation]"'
+        'pip install ".[otel-instrumentation]" from the root of a tracectrl checkout'
     ) from error
 
 from tracectrl.integrations import threading as zero_code

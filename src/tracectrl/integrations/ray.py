@@ -15,7 +15,7 @@ on the worker for that call alone::
 
 For an actor, decorate the method with :func:`actor_method` and call it with
 :func:`call`: ``ray.get(call(agent.act, "plan"))``.  Ray's workers must be
-able to import ``tracectrl``.  Needs ``pip install "tracectrl[ray]"``.
+able to import ``tracectrl``.  Needs ``pip install ".[ray]"`` from a tracectrl checkout.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ try:
     import ray
 except ImportError as error:
     raise ImportError(
-        'tracectrl.integrations.ray needs Ray: pip install "tracectrl[ray]"'
+        "tracectrl.integrations.ray needs Ray: "
+        'pip install ".[ray]" from the root of a tracectrl checkout'
     ) from error
 
 from typing_extensions import Concatenate, ParamSpec
@@ -80,6 +81,14 @@ def remote(
     Use it as ``ray.remote`` is used: ``@remote`` or ``@remote(num_cpus=1)``
     (the options go to ``ray.remote``).  An exception raised by ``fn`` is
     raised by ``ray.get``, as for any Ray task.
+
+    Args:
+        fn: the function to run as a Ray task; omitted when options are given.
+        **options: options for ``ray.remote`` (``num_cpus=1``...).
+
+    Returns:
+        A Ray remote function whose ``.remote(...)`` sends the caller's session
+        and trace with the task; with options only, the decorator that makes one.
     """
 
     def decorate(function: Callable[_P, _T]) -> TracedRemoteFunction[_P, _T]:
@@ -104,6 +113,13 @@ def actor_method(
     Inside a ``@ray.remote`` class.  The method then takes the snapshot
     :func:`call` sends before its own arguments; call it through :func:`call`
     only.  What the method sets does not outlive the call, in the actor too.
+
+    Args:
+        method: the actor's method, defined inside a ``@ray.remote`` class.
+
+    Returns:
+        The method, taking the caller's snapshot before its own arguments; call it
+        with :func:`call`.
     """
 
     def traced(
@@ -122,7 +138,13 @@ def actor_method(
 def call(method: Any, /, *args: Any, **kwargs: Any) -> ObjectRef[Any]:
     """Call an :func:`actor_method` of an actor (``call(agent.act, "plan")``) under this session.
 
-    Returns the ``ObjectRef`` of the call, as ``agent.act.remote(...)`` does.
+    Args:
+        method: an :func:`actor_method` of an actor handle (``agent.act``).
+        *args: positional arguments for the method.
+        **kwargs: keyword arguments for the method.
+
+    Returns:
+        The ``ObjectRef`` of the call, as ``agent.act.remote(...)`` returns.
     """
     ref: ObjectRef[Any] = method.remote(capture(), *args, **kwargs)
     return ref

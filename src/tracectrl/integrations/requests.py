@@ -5,7 +5,7 @@ Use it wherever a :class:`requests.Session` is used::
     with PropagatingSession() as http:
         http.post("http://agent-b/api", json=payload)
 
-Needs ``pip install "tracectrl[requests]"``.
+Needs ``pip install ".[requests]"`` from a tracectrl checkout.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ try:
     import requests
 except ImportError as error:
     raise ImportError(
-        'tracectrl.integrations.requests needs requests: pip install "tracectrl[requests]"'
+        "tracectrl.integrations.requests needs requests: "
+        'pip install ".[requests]" from the root of a tracectrl checkout'
     ) from error
 
 from tracectrl.integrations._outgoing import set_propagation_headers

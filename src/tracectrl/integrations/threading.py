@@ -113,6 +113,9 @@ def uninstrument() -> None:
     pass-through, so the other patch keeps working and, once that one is
     removed too, nothing of tracectrl's is left active.  Work submitted or
     threads started before the call keep the context they were given.
+
+    Returns:
+        ``None``; nothing is raised.
     """
     global _active  # noqa: PLW0603 - the switch every patched seam reads
     with _lock:
@@ -123,7 +126,11 @@ def uninstrument() -> None:
 
 
 def is_instrumented() -> bool:
-    """Say whether :func:`instrument` is in effect."""
+    """Say whether :func:`instrument` is in effect.
+
+    Returns:
+        ``True`` between :func:`instrument` and :func:`uninstrument`, else ``False``.
+    """
     return _active
 
 
