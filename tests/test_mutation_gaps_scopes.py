@@ -10,7 +10,7 @@ import asyncio
 import threading
 import warnings
 from collections.abc import Coroutine, Generator
-from contextvars import ContextVar, copy_context
+from contextvars import Context, ContextVar, copy_context
 from typing import cast
 
 import pytest
@@ -78,15 +78,15 @@ def test_one_scope_object_nested_with_async_with_restores_each_level() -> None:
     asyncio.run(main())
 
 
-def test_exited_scope_object_holds_no_token_and_a_spare_exit_changes_nothing() -> None:
-    # One token per open entry is the whole bookkeeping: a reused scope object that
+def test_exited_scope_object_holds_no_entry_and_a_spare_exit_changes_nothing() -> None:
+    # One entry per open entry is the whole bookkeeping: a reused scope object that
     # kept one per past entry would grow for ever.  A spare exit shows it publicly:
-    # with a stale token left over, it would reset the session to the old value.
+    # with a stale entry left over, it would reset the session to the old value.
     scope = session_scope("kept")
     for _ in range(3):
         with scope, scope:
             pass
-    assert scope._tokens == []
+    assert scope._entries == []
     set_session_id("later")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -94,14 +94,14 @@ def test_exited_scope_object_holds_no_token_and_a_spare_exit_changes_nothing() -
     assert current_session_id() == "later"
 
 
-def test_async_exited_scope_object_holds_no_token_and_a_spare_exit_changes_nothing() -> None:
+def test_async_exited_scope_object_holds_no_entry_and_a_spare_exit_changes_nothing() -> None:
     scope = session_scope("kept")
 
     async def main() -> None:
         for _ in range(3):
             async with scope, scope:
                 pass
-        assert scope._tokens == []
+        assert scope._entries == []
         set_session_id("later")
         with warnings.catch_warnings():
             warnings.simplefilter("error")
@@ -126,9 +126,9 @@ def test_exited_continue_session_holds_no_token_and_a_spare_exit_changes_nothing
     assert current_session_id() == "later"
 
 
-def test_scope_object_entered_in_two_threads_holds_no_token_after_both_exit() -> None:
+def test_scope_object_entered_in_two_threads_holds_no_entry_after_both_exit() -> None:
     # The first thread exits while the second's entry is the newest: the slow path,
-    # which must drop the token it used too.
+    # which must drop the entry it undid too.
     scope = session_scope("shared")
     first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
     seen: dict[str, str | None] = {}
@@ -153,10 +153,10 @@ def test_scope_object_entered_in_two_threads_holds_no_token_after_both_exit() ->
     for thread in threads:
         thread.join()
     assert seen == {"first": None, "second": None}
-    assert scope._tokens == []
+    assert scope._entries == []
 
 
-def test_continue_session_exited_in_another_thread_restores_session_and_trace_there() -> None:
+def test_continue_session_exited_in_a_thread_that_never_entered_it_changes_nothing_there() -> None:
     handler = continue_session({"traceparent": TRACEPARENT, "X-TraceCtrl-Session": "caller"})
     handler.__enter__()
     assert current_session_id() == "caller"
@@ -164,17 +164,27 @@ def test_continue_session_exited_in_another_thread_restores_session_and_trace_th
 
     def exit_here() -> None:
         with continue_session({"traceparent": OTHER_TRACEPARENT, "X-TraceCtrl-Session": "own"}):
-            assert current_trace() is not None
-            with pytest.warns(RuntimeWarning, match="different thread or task"):
+            own_trace = current_trace()
+            assert own_trace is not None
+            with pytest.warns(RuntimeWarning, match="never entered it"):
                 handler.__exit__(None, None, None)
-            # What was in force before the entry (nothing) is restored here, trace included.
-            seen["session"] = current_session_id()
-            seen["trace"] = current_trace()
+            # This thread's own request keeps its session and trace: the entry
+            # being exited is not this thread's to undo.
+            seen["during"] = (current_session_id(), current_trace() == own_trace)
+        seen["after"] = (current_session_id(), current_trace())
 
     thread = threading.Thread(target=exit_here)
     thread.start()
     thread.join()
-    assert seen == {"session": None, "trace": None}
+    assert seen == {"during": ("own", True), "after": (None, None)}
+    # The entering thread keeps the request's values, and its own exit undoes them.
+    trace = current_trace()
+    assert current_session_id() == "caller"
+    assert trace is not None
+    assert trace.trace_id == TRACEPARENT.split("-")[1]
+    assert len(handler._session_tokens) == 1
+    handler.__exit__(None, None, None)
+    assert (current_session_id(), current_trace()) == (None, None)
     assert handler._session_tokens == []
     assert handler._trace_tokens == {}
 
@@ -204,25 +214,42 @@ def _finish(coroutine: Coroutine[object, None, str | None]) -> str | None:
     raise AssertionError("the coroutine did not finish")
 
 
-def test_decorated_coroutine_finished_in_another_context_warns_and_restores_there() -> None:
+def _suspended_decorated_coroutine() -> tuple[Coroutine[object, None, str | None], Context]:
+    """A coroutine of a ``with_session`` function, started in a context of its own and suspended."""
+
     @with_session("decorated")
     async def work() -> str | None:
         await _YieldOnce()
         return current_session_id()
 
     coroutine = work()
-    started_in, finished_in = copy_context(), copy_context()
+    started_in = copy_context()
     started_in.run(coroutine.send, None)
     assert started_in.run(current_session_id) == "decorated"
+    return coroutine, started_in
+
+
+def test_decorated_coroutine_finished_in_another_context_warns_and_restores_there() -> None:
+    coroutine, started_in = _suspended_decorated_coroutine()
+    finished_in = copy_context()
     finished_in.run(set_session_id, "finishing")
-    with pytest.warns(RuntimeWarning, match="different thread or task") as warned:
+    with pytest.warns(RuntimeWarning, match="different thread or task"):
         returned = finished_in.run(_finish, coroutine)
     assert returned == "finishing"
     # The value from before the call is restored where it finished, and nowhere else.
     assert finished_in.run(current_session_id) is None
     assert started_in.run(current_session_id) == "decorated"
     assert current_session_id() is None
-    assert warned[0].filename == __file__
+
+
+def test_decorated_coroutine_finished_in_another_context_warns_at_the_code_that_finished_it() -> (
+    None
+):
+    coroutine, _ = _suspended_decorated_coroutine()
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        copy_context().run(_finish, coroutine)
+    assert [w.filename for w in warned] == [__file__]
 
 
 def test_cross_thread_exit_warning_points_at_the_code_that_exited() -> None:
