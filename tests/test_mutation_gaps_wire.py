@@ -7,6 +7,8 @@ without any other test noticing; see ``tests/mutation/run.py``.
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 
 import pytest
 
@@ -62,20 +64,41 @@ def test_tracestate_key_cache_never_holds_more_than_1024_keys() -> None:
     assert len(_tracecontext._valid_keys) == 1024
 
 
+def _key(index: int, length: int) -> str:
+    return f"k{index:0{length - 1}d}"
+
+
 def test_baggage_key_memory_fills_its_64_kib_budget_exactly_and_no_further(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(_baggage, "_valid_keys", set())
     monkeypatch.setattr(_baggage, "_remembered_key_bytes", 0)
-    # Each 48-character key costs 48 + 80 bytes: 512 of them spend 64 KiB exactly.
-    keys = [f"k{index:047d}" for index in range(600)]
-    for key in keys:
+    # A key costs its length plus 80 bytes: 511 keys of 48 characters spend all
+    # but 128 bytes of the 64 KiB, which a 49-character key overruns by one and a
+    # 48-character key fills exactly.
+    keys = [_key(index, 48) for index in range(511)]
+    one_too_many, last = _key(511, 49), _key(512, 48)
+    for key in [*keys, one_too_many, last, _key(513, 48)]:
         assert _baggage.parse_baggage([f"{key}=v"]) == {key: "v"}
         assert _baggage._remembered_key_bytes <= 64 * 1024
-    assert _baggage._valid_keys == set(keys[:512])
+    assert _baggage._valid_keys == {*keys, last}
     assert _baggage._remembered_key_bytes == 64 * 1024
     # Once the budget is spent every key is still read, and bad ones refused.
     assert _baggage.parse_baggage(["bad key=v", "fresh=v"]) == {"fresh": "v"}
+
+
+def test_baggage_key_memory_of_a_new_process_starts_with_its_whole_budget() -> None:
+    fill = (
+        "from tracectrl import _baggage\n"
+        "keys = [f'k{index:047d}' for index in range(513)]\n"
+        "for key in keys:\n"
+        "    assert _baggage.parse_baggage([key + '=v']) == {key: 'v'}\n"
+        "print(len(_baggage._valid_keys), _baggage._remembered_key_bytes)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", fill], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.split() == ["512", str(64 * 1024)]
 
 
 def test_baggage_key_memory_keeps_keys_of_up_to_128_characters_only(
