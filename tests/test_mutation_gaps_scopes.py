@@ -17,7 +17,7 @@ import pytest
 
 from tracectrl import _tokens
 from tracectrl._trace import current_trace
-from tracectrl.context import continue_session
+from tracectrl.context import continue_session, extract_trace_headers
 from tracectrl.scope import session_scope, with_session
 from tracectrl.session import current_session_id, set_session_id
 
@@ -131,14 +131,17 @@ def test_scope_object_entered_in_two_threads_holds_no_entry_after_both_exit() ->
     # which must drop the entry it undid too.
     scope = session_scope("shared")
     first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
-    seen: dict[str, str | None] = {}
+    seen: dict[str, object] = {}
 
     def first() -> None:
         with scope:
+            # A trace taken from headers inside the unit goes with it on exit too.
+            extract_trace_headers({"traceparent": TRACEPARENT})
             first_in.set()
             second_in.wait(30)
         first_out.set()
         seen["first"] = current_session_id()
+        seen["first trace"] = current_trace()
 
     def second() -> None:
         first_in.wait(30)
@@ -146,13 +149,14 @@ def test_scope_object_entered_in_two_threads_holds_no_entry_after_both_exit() ->
             second_in.set()
             first_out.wait(30)
         seen["second"] = current_session_id()
+        seen["second trace"] = current_trace()
 
     threads = [threading.Thread(target=copy_context().run, args=(f,)) for f in (first, second)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert seen == {"first": None, "second": None}
+    assert seen == {"first": None, "second": None, "first trace": None, "second trace": None}
     assert scope._entries == []
 
 
@@ -233,12 +237,15 @@ def test_decorated_coroutine_finished_in_another_context_warns_and_restores_ther
     coroutine, started_in = _suspended_decorated_coroutine()
     finished_in = copy_context()
     finished_in.run(set_session_id, "finishing")
+    finished_in.run(extract_trace_headers, {"traceparent": OTHER_TRACEPARENT})
     with pytest.warns(RuntimeWarning, match="different thread or task"):
         returned = finished_in.run(_finish, coroutine)
     assert returned == "finishing"
     # The value from before the call is restored where it finished, and nowhere else.
     assert finished_in.run(current_session_id) is None
+    assert finished_in.run(current_trace) is None
     assert started_in.run(current_session_id) == "decorated"
+    assert started_in.run(current_trace) is not None
     assert current_session_id() is None
 
 
@@ -278,3 +285,53 @@ def test_reset_with_a_token_already_used_does_nothing_and_raises_nothing() -> No
         warnings.simplefilter("error")
         _tokens.reset(variable, token)
     assert variable.get() == "after"
+
+
+def test_decorated_function_undoes_a_trace_taken_from_headers_inside_it() -> None:
+    @with_session("handler")
+    def handle() -> str | None:
+        extract_trace_headers({"traceparent": TRACEPARENT})
+        trace = current_trace()
+        return None if trace is None else trace.trace_id
+
+    @with_session("handler")
+    async def handle_async() -> str | None:
+        extract_trace_headers({"traceparent": TRACEPARENT})
+        trace = current_trace()
+        return None if trace is None else trace.trace_id
+
+    async def main() -> tuple[str | None, str | None, object]:
+        return await handle_async(), current_session_id(), current_trace()
+
+    assert handle() == TRACEPARENT.split("-")[1]
+    assert (current_session_id(), current_trace()) == (None, None)
+    assert asyncio.run(main()) == (TRACEPARENT.split("-")[1], None, None)
+
+
+def test_decorated_generator_hands_back_the_callers_trace_at_each_yield() -> None:
+    @with_session("steps")
+    def steps() -> Generator[str | None, None, None]:
+        extract_trace_headers({"traceparent": TRACEPARENT})
+        trace = current_trace()
+        yield None if trace is None else trace.trace_id
+
+    extract_trace_headers({"traceparent": OTHER_TRACEPARENT})
+    for trace_id in steps():
+        assert trace_id == TRACEPARENT.split("-")[1]
+        caller = current_trace()
+        assert caller is not None
+        assert (current_session_id(), caller.trace_id) == (None, OTHER_TRACEPARENT.split("-")[1])
+    caller = current_trace()
+    assert caller is not None
+    assert caller.trace_id == OTHER_TRACEPARENT.split("-")[1]
+
+
+def test_decorated_generator_finds_its_trace_from_headers_again_when_it_resumes() -> None:
+    @with_session("steps")
+    def steps() -> Generator[str | None, None, None]:
+        extract_trace_headers({"traceparent": TRACEPARENT})
+        for _ in range(2):
+            trace = current_trace()
+            yield None if trace is None else trace.trace_id
+
+    assert list(steps()) == [TRACEPARENT.split("-")[1]] * 2
