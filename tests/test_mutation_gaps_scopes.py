@@ -335,3 +335,19 @@ def test_decorated_generator_finds_its_trace_from_headers_again_when_it_resumes(
             yield None if trace is None else trace.trace_id
 
     assert list(steps()) == [TRACEPARENT.split("-")[1]] * 2
+
+
+def test_async_scope_exit_undoes_its_trace_and_one_taken_from_headers_inside() -> None:
+    async def main() -> list[object]:
+        seen: list[object] = []
+        async with session_scope("plain"):
+            seen.append(current_trace() is not None)
+        seen.append(current_trace())
+        async with session_scope("request"):
+            extract_trace_headers({"traceparent": TRACEPARENT})
+            trace = current_trace()
+            seen.append(None if trace is None else trace.trace_id)
+        seen.append(current_trace())
+        return seen
+
+    assert asyncio.run(main()) == [True, None, TRACEPARENT.split("-")[1], None]
