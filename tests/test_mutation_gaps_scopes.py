@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import warnings
-from collections.abc import Coroutine, Generator
+from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
 from contextvars import Context, ContextVar, copy_context
 from typing import cast
 
@@ -351,3 +351,73 @@ def test_async_scope_exit_undoes_its_trace_and_one_taken_from_headers_inside() -
         return seen
 
     assert asyncio.run(main()) == [True, None, TRACEPARENT.split("-")[1], None]
+
+
+def test_decorated_generators_called_with_wrong_arguments_restore_the_session() -> None:
+    @with_session("steps")
+    def steps() -> Generator[int, None, None]:
+        yield 1
+
+    @with_session("steps")
+    async def async_steps() -> AsyncGenerator[int, None]:
+        yield 1
+
+    wrong = cast("Callable[[int], Generator[int, None, None]]", steps)
+    with pytest.raises(TypeError):
+        next(wrong(1))
+    assert current_session_id() is None
+
+    async def main() -> str | None:
+        wrong_async = cast("Callable[[int], AsyncGenerator[int, None]]", async_steps)
+        with pytest.raises(TypeError):
+            await wrong_async(1).__anext__()
+        return current_session_id()
+
+    assert asyncio.run(main()) is None
+
+
+def test_decorated_generators_whose_close_fails_restore_the_session() -> None:
+    @with_session("steps")
+    def steps() -> Generator[int, None, None]:
+        try:
+            yield 1
+        finally:
+            raise LookupError("cleanup failed")
+
+    @with_session("steps")
+    async def async_steps() -> AsyncGenerator[int, None]:
+        try:
+            yield 1
+        finally:
+            raise LookupError("cleanup failed")
+
+    generator = steps()
+    assert next(generator) == 1
+    with pytest.raises(LookupError):
+        generator.close()
+    assert current_session_id() is None
+
+    async def main() -> str | None:
+        async_generator = async_steps()
+        assert await async_generator.__anext__() == 1
+        with pytest.raises(LookupError):
+            await async_generator.aclose()
+        return current_session_id()
+
+    assert asyncio.run(main()) is None
+
+
+def test_decorated_async_generator_that_raises_restores_the_session() -> None:
+    @with_session("steps")
+    async def async_steps() -> AsyncGenerator[int, None]:
+        yield 1
+        raise LookupError("step failed")
+
+    async def main() -> tuple[list[int], str | None]:
+        seen: list[int] = []
+        with pytest.raises(LookupError):
+            async for item in async_steps():
+                seen.append(item)
+        return seen, current_session_id()
+
+    assert asyncio.run(main()) == ([1], None)
