@@ -7,6 +7,8 @@ without any other test noticing; see ``tests/mutation/run.py``.
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 
 import pytest
 
@@ -54,21 +56,63 @@ def test_recent_tracestate_cache_keeps_values_of_up_to_512_characters_only() -> 
     assert over_limit not in _tracecontext._recent_tracestates
 
 
-@pytest.mark.parametrize(
-    ("remembered", "check"),
-    [
-        (_tracecontext._valid_keys, lambda key: _tracecontext.parse_tracestate([f"{key}=v"])),
-        (_baggage._valid_keys, lambda key: _baggage.parse_baggage([f"{key}=v"])),
-    ],
-    ids=["tracestate", "baggage"],
-)
-def test_key_caches_never_hold_more_than_1024_keys(remembered: set[str], check: object) -> None:
-    assert callable(check)
-    remembered.clear()
+def test_tracestate_key_cache_never_holds_more_than_1024_keys() -> None:
+    _tracecontext._valid_keys.clear()
     for index in range(1100):
-        assert check(f"key{index}")
-        assert len(remembered) <= 1024
-    assert len(remembered) == 1024
+        assert _tracecontext.parse_tracestate([f"key{index}=v"]) == f"key{index}=v"
+        assert len(_tracecontext._valid_keys) <= 1024
+    assert len(_tracecontext._valid_keys) == 1024
+
+
+def _key(index: int, length: int) -> str:
+    return f"k{index:0{length - 1}d}"
+
+
+def test_baggage_key_memory_fills_its_64_kib_budget_exactly_and_no_further(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_baggage, "_valid_keys", set())
+    monkeypatch.setattr(_baggage, "_remembered_key_bytes", 0)
+    # A key costs its length plus 80 bytes: 511 keys of 48 characters spend all
+    # but 128 bytes of the 64 KiB, which a 49-character key overruns by one and a
+    # 48-character key fills exactly.
+    keys = [_key(index, 48) for index in range(511)]
+    one_too_many, last = _key(511, 49), _key(512, 48)
+    for key in [*keys, one_too_many, last, _key(513, 48)]:
+        assert _baggage.parse_baggage([f"{key}=v"]) == {key: "v"}
+        assert _baggage._remembered_key_bytes <= 64 * 1024
+    assert _baggage._valid_keys == {*keys, last}
+    assert _baggage._remembered_key_bytes == 64 * 1024
+    # Once the budget is spent every key is still read, and bad ones refused.
+    assert _baggage.parse_baggage(["bad key=v", "fresh=v"]) == {"fresh": "v"}
+
+
+def test_baggage_key_memory_of_a_new_process_starts_with_its_whole_budget() -> None:
+    fill = (
+        "from tracectrl import _baggage\n"
+        "keys = [f'k{index:047d}' for index in range(513)]\n"
+        "for key in keys:\n"
+        "    assert _baggage.parse_baggage([key + '=v']) == {key: 'v'}\n"
+        "print(len(_baggage._valid_keys), _baggage._remembered_key_bytes)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", fill], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.split() == ["512", str(64 * 1024)]
+
+
+def test_baggage_key_memory_keeps_keys_of_up_to_128_characters_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_baggage, "_valid_keys", set())
+    monkeypatch.setattr(_baggage, "_remembered_key_bytes", 0)
+    at_limit, over_limit = "a" * 128, "b" * 129
+    assert _baggage.parse_baggage([f"{at_limit}=1,{over_limit}=2"]) == {
+        at_limit: "1",
+        over_limit: "2",
+    }
+    assert _baggage._valid_keys == {at_limit}
+    assert _baggage._remembered_key_bytes == 128 + 80
 
 
 def test_baggage_members_pass_on_unchanged_when_no_session_is_in_force() -> None:
@@ -128,12 +172,16 @@ def test_header_key_that_fails_to_compare_gives_no_trace_and_raises_nothing(size
 def test_session_id_of_256_characters_is_valid_and_257_is_not() -> None:
     set_session_id("s" * 256)
     assert current_session_id() == "s" * 256
-    # Valid but not printable (a no-break space, a zero-width space): the longest is valid too.
+    set_session_id("s" * 255 + " ")  # the ASCII space is printable: the longest id may end in one
+    assert current_session_id() == "s" * 255 + " "
+    # Not printable (a no-break space, a zero-width space): at 256 characters the
+    # character is the problem, at 257 the length is, and each error says which.
     for unusual in ("\u00a0", "\u200b"):
-        set_session_id("s" * 255 + unusual)
-        assert current_session_id() == "s" * 255 + unusual
+        with pytest.raises(ValueError, match=r"printable characters.*at index 255"):
+            set_session_id("s" * 255 + unusual)
         with pytest.raises(ValueError, match="at most 256 characters, got 257"):
             set_session_id("s" * 256 + unusual)
+    assert current_session_id() == "s" * 255 + " "
     with pytest.raises(ValueError, match="at most 256 characters, got 257"):
         set_session_id("s" * 257)
     with pytest.raises(ValueError, match="at most 256 characters, got 257"):

@@ -58,15 +58,20 @@ CORE_MODULES = (
     "session",
     "_sessionvar",
     "scope",
+    "_unit",
+    "_span",
     "_tokens",
+    "_split_dependency",
     "_snapshot",
     "_trace",
     "_tracecontext",
     "_baggage",
     "_headers",
     "_wire",
+    "_trust",
     "context",
     "executors",
+    "_contextcopy",
 )
 # What a private copy of the repository needs for the tests to run.
 COPIED = ("src", "tests", "docs", "examples", "pyproject.toml", "README.md", "mypy.ini")
@@ -533,8 +538,13 @@ def environment(copy: Path) -> dict[str, str]:
 CoverageMap = dict[str, dict[int, set[str]]]
 
 
-def coverage_pass(work: Path, python: str) -> tuple[CoverageMap, dict[str, float]]:
-    """Run the suite once under coverage; return ``{module: {line: node ids}}`` and durations."""
+def coverage_pass(
+    work: Path, python: str, selection: Sequence[str] = ()
+) -> tuple[CoverageMap, dict[str, float]]:
+    """Run the suite once under coverage; return ``{module: {line: node ids}}`` and durations.
+
+    ``selection``: pytest arguments (``-m``, ``--deselect``) that leave tests out.
+    """
     copy = copy_repository(work / "coverage-copy")
     data_dir = work / "coverage-data"
     data_dir.mkdir()
@@ -560,7 +570,7 @@ def coverage_pass(work: Path, python: str) -> tuple[CoverageMap, dict[str, float
     env["TRACECTRL_MUTATION_DURATIONS"] = str(durations_file)
     command = [
         python, "-m", "coverage", "run", f"--rcfile={rcfile}",
-        "-m", "pytest", *PYTEST_ARGS, *HYPOTHESIS_ARGS, "-p", "_coverage_plugin",
+        "-m", "pytest", *PYTEST_ARGS, *HYPOTHESIS_ARGS, "-p", "_coverage_plugin", *selection,
     ]  # fmt: skip
     started = time.perf_counter()
     completed = subprocess.run(
@@ -669,6 +679,8 @@ def run_mutant(
     copies: queue.Queue[Path],
     python: str,
     durations: dict[str, float],
+    *,
+    selection: Sequence[str] = (),
 ) -> Result:
     if not tests:
         return Result(mutant, "not covered")
@@ -689,7 +701,17 @@ def run_mutant(
         files = dict.fromkeys(test.split("::")[0] for test in tests)
         hypothesis = _hypothesis_args(tests, copy)
         process = subprocess.Popen(
-            [python, "-m", "pytest", *PYTEST_ARGS, "-x", *SELECT_ARGS, *hypothesis, *files],
+            [
+                python,
+                "-m",
+                "pytest",
+                *PYTEST_ARGS,
+                "-x",
+                *SELECT_ARGS,
+                *hypothesis,
+                *selection,
+                *files,
+            ],
             cwd=copy,
             env=env,
             stdout=subprocess.PIPE,
@@ -767,7 +789,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="run these tests against each mutant instead of the ones that cover it "
         "(no coverage pass: to see a new test kill its mutant)",
     )
+    parser.add_argument(
+        "-m",
+        dest="markers",
+        help="only tests matching this pytest marker expression, e.g. 'not phoenix' "
+        "(mutants only those tests reach are reported not covered)",
+    )
+    parser.add_argument(
+        "--deselect",
+        action="append",
+        default=[],
+        metavar="NODE_ID",
+        help="leave out a test (a node id prefix) that fails without any mutant, so that "
+        "it kills none; the run prints what it left out",
+    )
     args = parser.parse_args(argv)
+    selection = (
+        *(("-m", args.markers) if args.markers else ()),
+        *(f"--deselect={node_id}" for node_id in args.deselect),
+    )
+    if selection:
+        print(f"tests left out: {' '.join(selection)}", flush=True)
     modules = args.modules or list(CORE_MODULES)
     unknown = sorted(set(modules) - set(CORE_MODULES))
     if unknown:
@@ -795,7 +837,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.tests:
             coverage_map, durations = {}, {}
         else:
-            coverage_map, durations = coverage_pass(work, python)
+            coverage_map, durations = coverage_pass(work, python, selection)
         readers = readers_of_names()
         copies: queue.Queue[Path] = queue.Queue()
         for index in range(args.workers):
@@ -830,6 +872,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     copies,
                     python,
                     durations,
+                    selection=selection,
                 )
                 for m in to_run
             ]
