@@ -70,18 +70,27 @@ def reset_latest(
     return None  # exited more often than entered, or where it was never entered
 
 
-def reset(var: ContextVar[_T], token: Token[_T]) -> None:
-    """Reset ``var`` with ``token``; if it was made in another context, restore safely there."""
+def reset(var: ContextVar[_T], token: Token[_T], *, stacklevel: int = 4, warn: bool = True) -> None:
+    """Reset ``var`` with ``token``; if it was made in another context, restore safely there.
+
+    ``stacklevel`` and ``warn`` are passed to :func:`restore_elsewhere`: a caller
+    that restores several variables for one exit warns once, at its own caller.
+    """
     try:
         var.reset(token)
     except ValueError:
-        restore_elsewhere(var, token)
+        restore_elsewhere(var, token, stacklevel=stacklevel, warn=warn)
     except RuntimeError:
         pass  # already used: nothing left to restore
 
 
-def restore_elsewhere(var: ContextVar[_T], token: Token[_T]) -> None:
+def restore_elsewhere(
+    var: ContextVar[_T], token: Token[_T], *, stacklevel: int = 4, warn: bool = True
+) -> None:
     """Set the value from before ``token`` in the current context and warn once per call site.
+
+    The warning points ``stacklevel`` frames up (as :func:`warnings.warn` counts
+    from here); ``warn=False`` restores without one.
 
     ``ContextVar.reset`` refuses a token made in another ``Context``; this is the
     safe fallback, in the spirit of OpenTelemetry's ``detach``, which never raises
@@ -95,5 +104,6 @@ def restore_elsewhere(var: ContextVar[_T], token: Token[_T]) -> None:
         except LookupError:
             old = None
     var.set(old)
-    raise_if_split_by_thread_pool()  # FastAPI's sync-generator dependencies fail loudly
-    warnings.warn(CROSS_CONTEXT_WARNING, RuntimeWarning, stacklevel=4)
+    if warn:
+        raise_if_split_by_thread_pool()  # FastAPI's sync-generator dependencies fail loudly
+        warnings.warn(CROSS_CONTEXT_WARNING, RuntimeWarning, stacklevel=stacklevel)

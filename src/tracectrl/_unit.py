@@ -214,8 +214,10 @@ def leave(entry: Entry, error: BaseException | None) -> None:
         _reset_trace(trace_token)
         _reset_session(session_token)
     except (ValueError, RuntimeError):  # exited elsewhere: the safe, slow path
-        reset(trace_token.var, trace_token)
-        reset(session_var, session_token)
+        # One warning for the exit, pointing past leave() and its caller (the
+        # wrapper) at the code that finished the call in the wrong context.
+        reset(trace_token.var, trace_token, warn=False)
+        reset(session_var, session_token, stacklevel=5)
 
 
 def leave_latest(entries: list[Entry], error: BaseException | None) -> None:
@@ -353,6 +355,11 @@ def resume(suspended: Suspended) -> Entry:
         hidden = None
     span = suspended.span
     if span is None and hidden is None:
+        if suspended.otel is not None and suspended.otel is not otel:
+            # What the body attached to OpenTelemetry's context before it yielded
+            # (an extract_trace_headers) is in force again for its next step; the
+            # next suspend or exit restores the caller's (``otel``).
+            restore_otel_context(suspended.otel)
         return (session_token, trace_token, None, otel)
     span_token = None if span is None else make_current(span)
     return (session_token, trace_token, Extras(hidden, span, span_token), otel)
