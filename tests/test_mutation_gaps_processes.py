@@ -61,3 +61,27 @@ def test_applied_snapshot_restores_session_and_trace_after_the_block(
         assert current_trace() == trace
     assert current_session_id() == "before"
     assert current_trace() is None
+
+
+@pytest.mark.parametrize("trace_backend", ["opentelemetry"], indirect=True)
+def test_work_run_with_a_snapshot_leaves_no_extracted_trace_behind(trace_backend: str) -> None:
+    """A task that extracts a trace (OpenTelemetry's context) gives it back when it ends.
+
+    The eager Celery path runs tasks in the caller's own context through ``applied``:
+    a trace the task took from headers must not become the caller's.
+    """
+    from tracectrl.context import extract_trace_headers
+
+    started = TraceContext("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331", 1)
+    before = current_trace()
+    # A trace the caller's unit started lives in tracectrl's variable, not in
+    # OpenTelemetry's context, so resetting it does not undo the extract.
+    with applied(ContextSnapshot("snapshot-session", started, trace_started=True)):
+        extract_trace_headers(
+            {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+        )
+        inside = current_trace()
+    assert inside is not None
+    assert inside.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert current_trace() == before
+    assert current_session_id() is None
