@@ -27,7 +27,6 @@ from typing_extensions import ParamSpec
 from tracectrl import _trace as _trace_module
 from tracectrl._sessionvar import fresh_session_id, session_var
 from tracectrl._span import AttributeValue
-from tracectrl._tokens import reset
 from tracectrl._trace import reset_trace_state, restore_otel_context
 from tracectrl._unit import (
     Entry,
@@ -185,10 +184,8 @@ class session_scope:
                     bridge = _trace_module._bridge
                     if bridge is not None and bridge.get_context() is not otel:
                         _restore_otel_context(otel)
-                try:
-                    _reset_trace(entry[1])
-                except (ValueError, RuntimeError):
-                    reset(entry[1].var, entry[1])
+                # Made in this context with the session token just reset: never refused.
+                _reset_trace(entry[1])
         except BaseException:
             finish_interrupted_exit(self._entries, locals().get("entry"), exc)
             raise
@@ -231,10 +228,8 @@ class session_scope:
                     bridge = _trace_module._bridge
                     if bridge is not None and bridge.get_context() is not otel:
                         _restore_otel_context(otel)
-                try:
-                    _reset_trace(entry[1])
-                except (ValueError, RuntimeError):
-                    reset(entry[1].var, entry[1])
+                # Made in this context with the session token just reset: never refused.
+                _reset_trace(entry[1])
         except BaseException:
             finish_interrupted_exit(self._entries, locals().get("entry"), exc)
             raise
