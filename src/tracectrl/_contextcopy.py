@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import types
 from contextvars import Context
-from typing import Callable, TypeVar
+from typing import Callable, Generic, TypeVar
 
 from typing_extensions import ParamSpec
 
@@ -20,13 +20,26 @@ _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
 
+class ContextRunner(Generic[_P, _T]):
+    """Calls ``fn`` in a fresh copy of ``context`` at every call.
+
+    A class rather than a closure: the zero-code patch, which runs on every
+    submit, tells a plain function (to be wrapped) from one of these (not to
+    be wrapped again) by its type alone, without reading its code object.
+    ``functools.wraps`` can give it ``fn``'s metadata (it has a ``__dict__``).
+    """
+
+    def __init__(self, context: Context, fn: Callable[_P, _T]) -> None:
+        self.context = context
+        self.fn = fn
+
+    def __call__(self, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        return self.context.copy().run(self.fn, *args, **kwargs)
+
+
 def runner_in_copies_of(context: Context, fn: Callable[_P, _T]) -> Callable[_P, _T]:
     """Return a callable that runs ``fn`` in a fresh copy of ``context`` at every call."""
-
-    def run_in_bound_context(*args: _P.args, **kwargs: _P.kwargs) -> _T:
-        return context.copy().run(fn, *args, **kwargs)
-
-    return run_in_bound_context
+    return ContextRunner(context, fn)
 
 
 def runs_in_own_context(fn: object) -> bool:
@@ -47,12 +60,10 @@ def runs_in_own_context(fn: object) -> bool:
     if kind is functools.partial:
         fn = fn.func  # type: ignore[attr-defined]
         kind = type(fn)
-    if kind is _FunctionType:
-        return fn.__code__ is _BOUND_RUNNER_CODE  # type: ignore[attr-defined]
+    if kind is ContextRunner:
+        return True
     return kind is _BuiltinMethodType and type(fn.__self__) is Context  # type: ignore[attr-defined]
 
 
-_BOUND_RUNNER_CODE = runner_in_copies_of(Context(), print).__code__
-_FunctionType = types.FunctionType
 # A bound method of a C type, such as Context().run.
 _BuiltinMethodType = types.BuiltinMethodType

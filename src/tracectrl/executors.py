@@ -117,8 +117,9 @@ def bind(fn: Callable[_P, _T]) -> Callable[_P, _T]:
     safe and one call's changes are invisible to the next and to the caller.
     Exceptions from ``fn`` propagate to the caller unchanged.
 
-    The result keeps ``fn``'s ``functools.wraps`` metadata.  It is a closure, so
-    it cannot be sent to a process pool: use :func:`submit` there.  For a
+    The result keeps ``fn``'s ``functools.wraps`` metadata.  It holds a
+    :class:`contextvars.Context`, which cannot be pickled, so it cannot be sent
+    to a process pool: use :func:`submit` there.  For a
     coroutine function only the creation of the coroutine is bound; the body
     runs in the task that awaits it.
 
