@@ -7,10 +7,12 @@ interrupt landing inside a scope's own bookkeeping.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextvars
 import dis
 import gc
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from types import FrameType
@@ -100,6 +102,56 @@ def test_async_generators_collected_in_a_cycle_are_closed_once_in_their_session(
 
     _run(main, streams)
     streams.assert_each_closed_once_in_its_session()
+
+
+# Sync generators collected in a cycle ---------------------------------------------
+
+_CYCLE_SCRIPT = """
+import gc
+from tracectrl import current_session_id, session_scope, with_session
+
+seen = []
+
+@with_session(session_id=lambda index, box: f"stream-{index}")
+def numbers(index, box):
+    try:
+        yield 1
+        yield 2
+    finally:
+        seen.append((index, current_session_id()))
+
+for index in range(COUNT):
+    box = []
+    stream = numbers(index, box)
+    next(stream)
+    box.append(stream)  # the stream is now in a reference cycle
+    del stream, box
+    with session_scope("collector"):
+        gc.collect()
+        assert current_session_id() == "collector"
+print(seen)
+"""
+
+
+def _cleanups_of_streams_collected_in_cycles(count: int) -> list[tuple[int, str | None]]:
+    """Run the script in a fresh interpreter: its first entry imports what tracectrl uses."""
+    completed = subprocess.run(
+        [sys.executable, "-c", _CYCLE_SCRIPT.replace("COUNT", str(count))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    seen: list[tuple[int, str | None]] = ast.literal_eval(completed.stdout)
+    return seen
+
+
+def test_sync_generators_collected_in_a_cycle_clean_up_in_their_own_session() -> None:
+    # The first one included: its first step is the process's first entry, which
+    # allocates enough to start a collection between the wrapper and its body.
+    assert _cleanups_of_streams_collected_in_cycles(STREAMS) == [
+        (index, f"stream-{index}") for index in range(STREAMS)
+    ]
 
 
 # Interrupts at scope entry and exit ----------------------------------------------

@@ -520,12 +520,15 @@ def _generator_wrapper(
     func: Callable[..., Generator[Any, Any, Any]], unit: _Unit
 ) -> Callable[..., Generator[Any, Any, Any]]:
     def iterate_in_session(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+        # The body is made before the unit is entered: making a generator runs no
+        # code of its, and entering may allocate enough (the first entry imports
+        # OpenTelemetry) to start a collection that moves this wrapper to an older
+        # generation than the body.  The collector finalizes the objects of a
+        # garbage cycle in list order, and merges the younger generations behind
+        # the older: a body younger by a generation would be closed before its
+        # wrapper, its cleanup outside the session.
+        generator = func(*args, **kwargs)
         entry = unit.enter(args, kwargs)
-        try:
-            generator = func(*args, **kwargs)
-        except BaseException as error:
-            leave(entry, error)
-            raise
         return (yield from _step_in_unit(generator, entry))
 
     return iterate_in_session
