@@ -77,9 +77,15 @@ class UnitTrace:
 
     # No __init__: a class without one is made by a C-level call, and every
     # unit of work that starts a trace makes one (see _unit.enter).
-    __slots__ = ("trace",)
+    __slots__ = ("before", "closed", "parent", "trace")
 
     trace: TraceContext
+    #: Set by a scope entry that made this holder: the trace value and the session
+    #: in force before it, and, once the entry has exited, ``closed``.  They let a
+    #: later exit of a scope nested in it tell that it is exited out of order.
+    parent: TraceValue
+    before: Optional[str]
+    closed: bool
 
     def resolve(self) -> TraceContext:
         """Return the unit's trace, making its ids now if nobody has read it yet."""

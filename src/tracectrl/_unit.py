@@ -18,6 +18,7 @@ the first read, so a unit nobody reads a trace in makes none.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from contextlib import suppress
 from contextvars import Token
@@ -73,9 +74,17 @@ class Extras:
         self.span_token = span_token
 
 
-#: One entry: its session token, its trace token, its extras (``None`` when none), and
-#: OpenTelemetry's context from before it (``None`` without OpenTelemetry).
-Entry = tuple["Token[Optional[str]]", "Token[TraceValue]", Optional[Extras], object]
+#: One entry: its session token, its trace token, its extras (``None`` when none),
+#: OpenTelemetry's context from before it (``None`` without OpenTelemetry), the trace
+#: value it put in force, and that value again if the entry made it (``None`` if shared).
+Entry = tuple[
+    "Token[Optional[str]]",
+    "Token[TraceValue]",
+    Optional[Extras],
+    object,
+    TraceValue,
+    Optional[UnitTrace],
+]
 
 
 def starts_new_trace(session_id: str, old: str | None) -> bool:
@@ -103,7 +112,7 @@ def enter(session_id: str, new_trace: bool | None, span: SpanRequest | None) -> 
     return entries[0]
 
 
-def enter_into(
+def enter_into(  # noqa: PLR0915 - one body: every call saved is on the hot path
     entries: list[Entry], session_id: str, new_trace: bool | None, span: SpanRequest | None
 ) -> str:
     """Do what :func:`enter` does, append the entry to ``entries``, and return ``session_id``.
@@ -152,15 +161,18 @@ def enter_into(
             )
         if new_trace:
             link_to = None if span is None else current_trace()
-            trace_token = _set_trace(_new_unit_trace())
+            owned: UnitTrace | None = _new_unit_trace()
+            frame: TraceValue = owned
+            trace_token = _set_trace(owned)
             if otel is not None and bridge is not None:
                 in_force = otel.get(bridge.span_key)
                 if in_force is not None and in_force is not bridge.no_span:
                     hidden = hide_span()
         else:
             link_to = None
-            state = old_trace
-            if state is None:
+            frame = old_trace
+            owned = None
+            if frame is None:
                 # No trace of tracectrl's: is there a span in OpenTelemetry's context?
                 # Read from the context already in hand; asking the bridge for the
                 # trace (trace_in_force) cost a sixth of a joining entry.
@@ -170,17 +182,18 @@ def enter_into(
                     or in_force is bridge.no_span  # type: ignore[union-attr]
                     or bridge.current_trace() is None  # type: ignore[union-attr]
                 ):
-                    state = _new_unit_trace()
-            trace_token = _set_trace(state)
+                    frame = owned = _new_unit_trace()
+            trace_token = _set_trace(frame)
+        if owned is not None:  # what an exit out of order of a nested scope looks for
+            owned.parent = old_trace
+            owned.before = old
         if span is None:
-            if hidden is None:
-                entry: Entry = (session_token, trace_token, None, otel)
-            else:
-                entry = (session_token, trace_token, Extras(hidden, None, None), otel)
+            extras = None if hidden is None else Extras(hidden, None, None)
         else:
             started = start_span(span.name, span.attributes, session_id, link_to)
             span_token = None if started is None else make_current(started)
-            entry = (session_token, trace_token, Extras(hidden, started, span_token), otel)
+            extras = Extras(hidden, started, span_token)
+        entry: Entry = (session_token, trace_token, extras, otel, frame, owned)
         entries.append(entry)
         return session_id
     except BaseException:
@@ -203,7 +216,11 @@ def leave(entry: Entry, error: BaseException | None) -> None:
     Safe in another thread or task than the one that entered: the values from
     before are restored in the exiting context and a ``RuntimeWarning`` says so.
     """
-    session_token, trace_token, extras, otel = entry
+    session_token, trace_token, extras, otel, frame, owned = entry
+    trace_now = _get_trace()
+    if trace_now is not frame and exited_out_of_order(entry, trace_now, _get_session()):
+        finish_out_of_order(entry, error, stacklevel=4)  # at the decorated call
+        return
     if extras is not None:
         leave_extras(extras, error)
     if otel is not None:
@@ -218,6 +235,46 @@ def leave(entry: Entry, error: BaseException | None) -> None:
         # wrapper) at the code that finished the call in the wrong context.
         reset(trace_token.var, trace_token, warn=False)
         reset(session_var, session_token, stacklevel=5)
+    if owned is not None:
+        owned.closed = True
+
+
+OUT_OF_ORDER_WARNING = (
+    "a tracectrl scope was exited after a scope it was entered in had already exited "
+    "(exits out of order); the session and trace from before the outer scope were "
+    "left in force. Exit scopes in the reverse order of entering them, as `with` does."
+)
+
+
+def exited_out_of_order(entry: Entry, trace_now: TraceValue, session_now: str | None) -> bool:
+    """Say whether a scope around ``entry`` exited before it, restoring what was before it.
+
+    Then resetting this entry's tokens would bring back the outer scope's
+    values, for good.  The evidence: a holder made by an entry around this one
+    is closed, and the trace and session in force are exactly those from before
+    it.  Only asked when the trace in force is not the one the entry put in force.
+    """
+    holder = entry[4]
+    while holder.__class__ is _new_unit_trace:
+        if (
+            getattr(holder, "closed", False)
+            and holder.parent is trace_now
+            and holder.before == session_now
+        ):
+            return True
+        holder = getattr(holder, "parent", None)
+    return False
+
+
+def finish_out_of_order(entry: Entry, error: BaseException | None, stacklevel: int) -> None:
+    """Exit ``entry`` out of order: end its span, change nothing in force, and warn."""
+    extras = entry[2]
+    if extras is not None and extras.span is not None:
+        end_span(extras.span, error)
+    owned = entry[5]
+    if owned is not None:
+        owned.closed = True
+    warnings.warn(OUT_OF_ORDER_WARNING, RuntimeWarning, stacklevel=stacklevel)
 
 
 def leave_latest(entries: list[Entry], error: BaseException | None) -> None:
@@ -229,7 +286,9 @@ def leave_latest(entries: list[Entry], error: BaseException | None) -> None:
     ``RuntimeWarning`` says so: an exit in the wrong place never damages the
     exiting context's session or trace.
     """
+    trace_now = _get_trace()
     for entry in reversed(entries[:]):  # a copy: other threads change the list meanwhile
+        session_now = _get_session()
         try:
             _reset_session(entry[0])
         except (ValueError, RuntimeError):
@@ -238,6 +297,12 @@ def leave_latest(entries: list[Entry], error: BaseException | None) -> None:
             entries.remove(entry)
         except ValueError:  # never expected: only its own context removes an entry
             pass
+        if trace_now is not entry[4] and exited_out_of_order(entry, trace_now, session_now):
+            # The reset proved the entry this context's; an exit out of order must
+            # change nothing, so the session goes back to what it was.
+            _set_session(session_now)
+            finish_out_of_order(entry, error, stacklevel=4)  # at the code calling __exit__
+            return
         _leave_rest(entry, error)
         return
     if entries:
@@ -303,6 +368,9 @@ def _leave_rest(entry: Entry, error: BaseException | None) -> None:
         restore_otel_context(entry[3])
     trace_token = entry[1]
     reset(trace_token.var, trace_token)
+    owned = entry[5]
+    if owned is not None:
+        owned.closed = True
 
 
 def leave_extras(extras: Extras, error: BaseException | None) -> None:
@@ -317,7 +385,7 @@ def leave_extras(extras: Extras, error: BaseException | None) -> None:
 class Suspended:
     """A generator unit between two steps: what its body had in force when it yielded."""
 
-    __slots__ = ("hides", "otel", "session_id", "span", "trace")
+    __slots__ = ("frame", "hides", "otel", "owned", "session_id", "span", "trace")
 
     def __init__(self, entry: Entry) -> None:
         self.session_id = _get_session()
@@ -326,12 +394,14 @@ class Suspended:
         extras = entry[2]
         self.hides = extras is not None and extras.hidden is not None
         self.span = None if extras is None else extras.span
+        self.frame = entry[4]
+        self.owned = entry[5]
 
 
 def suspend(entry: Entry) -> Suspended:
     """Keep what a generator's body has in force, then restore the caller's values."""
     suspended = Suspended(entry)
-    session_token, trace_token, extras, otel = entry
+    session_token, trace_token, extras, otel, _, _ = entry
     if extras is not None:
         if extras.span_token is not None:
             unmake_current(extras.span_token)
@@ -360,6 +430,7 @@ def resume(suspended: Suspended) -> Entry:
             # (an extract_trace_headers) is in force again for its next step; the
             # next suspend or exit restores the caller's (``otel``).
             restore_otel_context(suspended.otel)
-        return (session_token, trace_token, None, otel)
+        return (session_token, trace_token, None, otel, suspended.frame, suspended.owned)
     span_token = None if span is None else make_current(span)
-    return (session_token, trace_token, Extras(hidden, span, span_token), otel)
+    extras = Extras(hidden, span, span_token)
+    return (session_token, trace_token, extras, otel, suspended.frame, suspended.owned)

@@ -27,7 +27,7 @@ from typing_extensions import ParamSpec
 from tracectrl import _trace as _trace_module
 from tracectrl._sessionvar import fresh_session_id, session_var
 from tracectrl._span import AttributeValue
-from tracectrl._trace import reset_trace_state, restore_otel_context
+from tracectrl._trace import get_trace_state, reset_trace_state, restore_otel_context
 from tracectrl._unit import (
     Entry,
     SpanRequest,
@@ -52,6 +52,7 @@ __all__ = ["AttributeValue", "SessionIdFactory", "session_scope", "with_session"
 # the cost of entering and exiting a scope.
 _reset_session = session_var.reset
 _reset_trace = reset_trace_state
+_get_trace = get_trace_state
 _restore_otel_context = restore_otel_context
 _enter = enter
 _enter_into = enter_into
@@ -168,8 +169,12 @@ class session_scope:
             try:
                 entries = self._entries
                 entry = entries[-1]
+                if _get_trace() is not entry[4]:
+                    # Not the trace the entry put in force: perhaps an exit out of
+                    # order, which must change nothing; the slow path tells.
+                    raise LookupError
                 _reset_session(entry[0])
-            except (ValueError, RuntimeError, IndexError):
+            except (ValueError, RuntimeError, LookupError):  # IndexError is a LookupError
                 newest_not_ours = True  # another task's entry is newest, or none is open
             else:
                 newest_not_ours = False
@@ -186,6 +191,9 @@ class session_scope:
                         _restore_otel_context(otel)
                 # Made in this context with the session token just reset: never refused.
                 _reset_trace(entry[1])
+                owned = entry[5]
+                if owned is not None:
+                    owned.closed = True
         except BaseException:
             finish_interrupted_exit(self._entries, locals().get("entry"), exc)
             raise
@@ -214,8 +222,10 @@ class session_scope:
             try:
                 entries = self._entries
                 entry = entries[-1]
+                if _get_trace() is not entry[4]:
+                    raise LookupError  # see __exit__
                 _reset_session(entry[0])
-            except (ValueError, RuntimeError, IndexError):
+            except (ValueError, RuntimeError, LookupError):
                 newest_not_ours = True
             else:
                 newest_not_ours = False
@@ -230,6 +240,9 @@ class session_scope:
                         _restore_otel_context(otel)
                 # Made in this context with the session token just reset: never refused.
                 _reset_trace(entry[1])
+                owned = entry[5]
+                if owned is not None:
+                    owned.closed = True
         except BaseException:
             finish_interrupted_exit(self._entries, locals().get("entry"), exc)
             raise
