@@ -403,3 +403,20 @@ def test_wsgi_middleware_around_opentelemetrys_detaches_cleanly(
     assert seen == [{"seen": f"conversation-{n}"} for n in range(20)]
     assert [record.getMessage() for record in caplog.records] == []
     assert len(tracing.exporter.get_finished_spans()) == 20
+
+
+def test_a_span_scope_exited_after_its_outer_scope_ends_its_span_and_restores_nothing(
+    global_tracing: Tracing,
+) -> None:
+    outer = session_scope("request", span="request")
+    inner = session_scope("step", span="step")
+    outer.__enter__()
+    inner.__enter__()
+    outer.__exit__(None, None, None)
+    with pytest.warns(RuntimeWarning, match="out of order"):
+        inner.__exit__(None, None, None)
+    assert current_session_id() is None
+    assert current_trace() is None
+    assert trace.get_current_span() is trace.INVALID_SPAN
+    names = sorted(span.name for span in global_tracing.exporter.get_finished_spans())
+    assert names == ["request", "step"]
