@@ -267,6 +267,78 @@ def test_opentelemetrys_server_span_gets_the_session_from_the_middleware_inside_
     assert server.attributes[CONVERSATION_ID_ATTRIBUTE] == "conversation-4"
 
 
+CALLER_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+CALLER_SPAN_ID = "00f067aa0ba902b7"
+CALLER_HEADERS = {
+    "traceparent": f"00-{CALLER_TRACE_ID}-{CALLER_SPAN_ID}-01",
+    "X-TraceCtrl-Session": "conversation-4",
+}
+
+
+def assert_one_server_span_continues_the_caller(tracing: Tracing) -> None:
+    """The server span is SERVER, the caller's span its parent, with the session; the
+    handler's span is its child."""
+    spans = {span.name: span for span in tracing.exporter.get_finished_spans()}
+    handler = spans["handler"]
+    (server,) = [span for span in spans.values() if span.kind is SpanKind.SERVER]
+    assert server.parent is not None
+    assert f"{server.parent.span_id:016x}" == CALLER_SPAN_ID
+    assert hex_trace(server) == CALLER_TRACE_ID
+    assert server.attributes is not None
+    assert server.attributes[SESSION_ID_ATTRIBUTE] == "conversation-4"
+    assert handler.parent is not None
+    assert server.context is not None
+    assert handler.parent.span_id == server.context.span_id
+
+
+@pytest.mark.parametrize("assembled", ["starlette middleware list", "wrapped by hand"])
+def test_opentelemetrys_server_span_stays_server_with_the_middleware_outside_it(
+    tracing: Tracing, assembled: str
+) -> None:
+    async def agent_b(request: Request) -> JSONResponse:
+        with tracing.provider.get_tracer("agent-b").start_as_current_span("handler"):
+            return JSONResponse({"session": current_session_id()})
+
+    app: Any
+    if assembled == "wrapped by hand":
+        inner = Starlette(routes=[Route("/", agent_b)])
+        app = SessionASGIMiddleware(OtelASGIMiddleware(inner, tracer_provider=tracing.provider))
+    else:
+        app = Starlette(
+            routes=[Route("/", agent_b)],
+            middleware=[  # the first is the outermost
+                Middleware(SessionASGIMiddleware),
+                Middleware(OtelASGIMiddleware, tracer_provider=tracing.provider),
+            ],
+        )
+    with serving_asgi(app) as url:
+        bodies = [httpx.get(url, headers=CALLER_HEADERS).json() for _ in range(2)]
+    assert bodies == [{"session": "conversation-4"}] * 2
+    tracing.exporter.clear()
+    with serving_asgi(app) as url:
+        assert httpx.get(url, headers=CALLER_HEADERS).json() == {"session": "conversation-4"}
+    assert_one_server_span_continues_the_caller(tracing)
+
+
+def test_opentelemetrys_wsgi_server_span_stays_server_with_the_middleware_outside_it(
+    tracing: Tracing,
+) -> None:
+    from tracectrl.integrations.wsgi import SessionMiddleware as SessionWSGIMiddleware
+
+    flask_app = flask.Flask("agent-b")
+
+    @flask_app.route("/")
+    def handler() -> Any:
+        with tracing.provider.get_tracer("agent-b").start_as_current_span("handler"):
+            return {"session": current_session_id()}
+
+    inner = OtelWSGIMiddleware(flask_app.wsgi_app, tracer_provider=tracing.provider)
+    flask_app.wsgi_app = SessionWSGIMiddleware(inner)  # type: ignore[method-assign]
+    with serving_wsgi(flask_app, worker_threads=1) as url:
+        assert requests.get(url, headers=CALLER_HEADERS).json() == {"session": "conversation-4"}
+    assert_one_server_span_continues_the_caller(tracing)
+
+
 # Finding 5: a handler's session outlives its request -------------------------------------
 
 
@@ -420,3 +492,37 @@ def test_a_span_scope_exited_after_its_outer_scope_ends_its_span_and_restores_no
     assert trace.get_current_span() is trace.INVALID_SPAN
     names = sorted(span.name for span in global_tracing.exporter.get_finished_spans())
     assert names == ["request", "step"]
+
+
+def test_the_middleware_moved_inside_opentelemetrys_keeps_its_options(tracing: Tracing) -> None:
+    async def agent_b(request: Request) -> JSONResponse:
+        return JSONResponse({"session": current_session_id()})
+
+    inner = Starlette(routes=[Route("/", agent_b), Route("/health", agent_b)])
+    app = SessionASGIMiddleware(
+        OtelASGIMiddleware(inner, tracer_provider=tracing.provider),
+        exclude_paths=["/health"],
+        echo_session=True,
+    )
+    with serving_asgi(app) as url:
+        answered = httpx.get(url, headers=CALLER_HEADERS)
+        health = httpx.get(f"{url}/health", headers=CALLER_HEADERS)
+    assert answered.json() == {"session": "conversation-4"}
+    assert answered.headers["X-TraceCtrl-Session"] == "conversation-4"
+    assert health.json() == {"session": None}
+    assert "X-TraceCtrl-Session" not in health.headers
+    servers = [s for s in tracing.exporter.get_finished_spans() if s.kind is SpanKind.SERVER]
+    assert len(servers) == 2
+
+
+def test_only_opentelemetrys_own_middleware_is_looked_inside() -> None:
+    class OpenTelemetryMiddleware:  # the name alone, in another module
+        def __init__(self, app: Any) -> None:
+            self.app = app
+
+    async def plain(scope: Any, receive: Any, send: Any) -> None:
+        pass
+
+    lookalike = OpenTelemetryMiddleware(plain)
+    SessionASGIMiddleware(lookalike)
+    assert lookalike.app is plain

@@ -24,6 +24,7 @@ from tracectrl._trust import (
 )
 from tracectrl._wire import SESSION_FIELD, encode_session_id
 from tracectrl.context import continue_session
+from tracectrl.integrations._server_order import opentelemetry_middleware_below
 
 __all__ = ["ASGIApp", "Message", "Receive", "Scope", "Send", "SessionMiddleware"]
 
@@ -77,12 +78,26 @@ class SessionMiddleware:
     (:class:`RuntimeWarning`): it would merge every request that brings no
     session into one.
 
+    OpenTelemetry's server middleware, when this one wraps it (directly or
+    through middleware that keep the application they wrap in ``.app``),
+    would start its span as INTERNAL under the caller's trace put in force
+    here: this middleware then does its work inside OpenTelemetry's instead,
+    with the same options, so the server span stays SERVER.
+
     Raises:
         TypeError: ``key`` is not text, bytes or a sequence of them, or
             ``exclude_paths`` is a single string.
     """
 
-    __slots__ = ("_continue_untrusted_trace", "_echo", "_exclude", "_keys", "_trust", "app")
+    __slots__ = (
+        "_continue_untrusted_trace",
+        "_echo",
+        "_exclude",
+        "_keys",
+        "_moved_inside",
+        "_trust",
+        "app",
+    )
 
     def __init__(
         self,
@@ -101,10 +116,27 @@ class SessionMiddleware:
         self._exclude = exact_paths(exclude_paths)
         self._echo = echo_session
         warn_if_session_env_set()
+        # OpenTelemetry's server middleware below this one: do this one's work inside
+        # it, so that its server span starts first and keeps its kind (see _server_order).
+        below = opentelemetry_middleware_below(app, "opentelemetry.instrumentation.asgi", "app")
+        self._moved_inside = below is not None
+        if below is not None:
+            below.app = SessionMiddleware(
+                below.app,
+                trust=trust,
+                key=key,
+                continue_untrusted_trace=continue_untrusted_trace,
+                exclude_paths=self._exclude,
+                echo_session=echo_session,
+            )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one connection: the application runs in the caller's session and trace."""
-        if scope.get("type") not in _CONNECTIONS or scope.get("path") in self._exclude:
+        if (
+            self._moved_inside
+            or scope.get("type") not in _CONNECTIONS
+            or scope.get("path") in self._exclude
+        ):
             await self.app(scope, receive, send)
             return
         trust = self._trust

@@ -25,6 +25,7 @@ from tracectrl._trust import (
 )
 from tracectrl._wire import ALL_NAMES, SESSION_HEADER, encode_session_id
 from tracectrl.context import continue_session
+from tracectrl.integrations._server_order import opentelemetry_middleware_below
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -67,12 +68,26 @@ class SessionMiddleware:
     ``X-TraceCtrl-Session`` to every response.  A ``$TRACECTRL_SESSION_ID``
     set in the server process warns once (:class:`RuntimeWarning`).
 
+    OpenTelemetry's server middleware, when this one wraps it (directly or
+    through middleware that keep the application they wrap in ``.app``),
+    would start its span as INTERNAL under the caller's trace put in force
+    here: this middleware then does its work inside OpenTelemetry's instead,
+    with the same options, so the server span stays SERVER.
+
     Raises:
         TypeError: ``key`` is not text, bytes or a sequence of them, or
             ``exclude_paths`` is a single string.
     """
 
-    __slots__ = ("_continue_untrusted_trace", "_echo", "_exclude", "_keys", "_trust", "app")
+    __slots__ = (
+        "_continue_untrusted_trace",
+        "_echo",
+        "_exclude",
+        "_keys",
+        "_moved_inside",
+        "_trust",
+        "app",
+    )
 
     def __init__(
         self,
@@ -91,10 +106,23 @@ class SessionMiddleware:
         self._exclude = exact_paths(exclude_paths)
         self._echo = echo_session
         warn_if_session_env_set()
+        # OpenTelemetry's server middleware below this one: do this one's work inside
+        # it, so that its server span starts first and keeps its kind (see _server_order).
+        below = opentelemetry_middleware_below(app, "opentelemetry.instrumentation.wsgi", "wsgi")
+        self._moved_inside = below is not None
+        if below is not None:
+            below.wsgi = SessionMiddleware(
+                below.wsgi,
+                trust=trust,
+                key=key,
+                continue_untrusted_trace=continue_untrusted_trace,
+                exclude_paths=self._exclude,
+                echo_session=echo_session,
+            )
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Call the application in the caller's session and trace; return its body, wrapped."""
-        if environ.get("PATH_INFO") in self._exclude:
+        if self._moved_inside or environ.get("PATH_INFO") in self._exclude:
             return self.app(environ, start_response)
         headers = {name: environ[key] for name, key in _ENVIRON_KEYS if key in environ}
         trust = self._trust
