@@ -385,14 +385,13 @@ def leave_extras(extras: Extras, error: BaseException | None) -> None:
 class Suspended:
     """A generator unit between two steps: what its body had in force when it yielded."""
 
-    __slots__ = ("frame", "hides", "otel", "owned", "session_id", "span", "trace")
+    __slots__ = ("frame", "otel", "owned", "session_id", "span", "trace")
 
     def __init__(self, entry: Entry) -> None:
         self.session_id = _get_session()
         self.trace = _get_trace()
         self.otel = otel_context()
         extras = entry[2]
-        self.hides = extras is not None and extras.hidden is not None
         self.span = None if extras is None else extras.span
         self.frame = entry[4]
         self.owned = entry[5]
@@ -415,22 +414,19 @@ def suspend(entry: Entry) -> Suspended:
 
 
 def resume(suspended: Suspended) -> Entry:
-    """Put a suspended generator unit's values back in force for its next step."""
+    """Put a suspended generator unit's values back in force for its next step.
+
+    OpenTelemetry's context comes back whole, as the body left it when it
+    yielded: the unit's span, the caller's span hidden for a new trace, or a
+    trace the body took from headers since (``extract_trace_headers``).  No
+    token is kept for it: the next suspend, and the exit, put the caller's
+    context back whatever the body did meanwhile.
+    """
     session_token = _set_session(suspended.session_id)
     trace_token = _set_trace(suspended.trace)
     otel = otel_context()
-    if otel is not None and suspended.otel is not None and suspended.hides:
-        hidden = hide_span()
-    else:
-        hidden = None
+    if suspended.otel is not None and suspended.otel is not otel:
+        restore_otel_context(suspended.otel)
     span = suspended.span
-    if span is None and hidden is None:
-        if suspended.otel is not None and suspended.otel is not otel:
-            # What the body attached to OpenTelemetry's context before it yielded
-            # (an extract_trace_headers) is in force again for its next step; the
-            # next suspend or exit restores the caller's (``otel``).
-            restore_otel_context(suspended.otel)
-        return (session_token, trace_token, None, otel, suspended.frame, suspended.owned)
-    span_token = None if span is None else make_current(span)
-    extras = Extras(hidden, span, span_token)
+    extras = None if span is None else Extras(None, span, None)  # the span ends at the exit
     return (session_token, trace_token, extras, otel, suspended.frame, suspended.owned)

@@ -32,6 +32,7 @@ from starlette.routing import Route
 from tracectrl import (
     current_session_id,
     current_trace,
+    extract_trace_headers,
     inject_trace_headers,
     propagation_headers,
     session_scope,
@@ -526,3 +527,50 @@ def test_only_opentelemetrys_own_middleware_is_looked_inside() -> None:
     lookalike = OpenTelemetryMiddleware(plain)
     SessionASGIMiddleware(lookalike)
     assert lookalike.app is plain
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"span": "steps"}, {"new": True}, {"new": True, "span": "steps"}],
+    ids=["span", "new trace under a span", "new trace and span"],
+)
+def test_a_generator_unit_finds_its_trace_from_headers_again_when_it_resumes(
+    global_tracing: Tracing, options: dict[str, Any]
+) -> None:
+    @with_session(**options)
+    def steps() -> Iterator[str | None]:
+        extract_trace_headers({"traceparent": f"00-{CALLER_TRACE_ID}-{CALLER_SPAN_ID}-01"})
+        for _ in range(3):
+            trace_now = current_trace()
+            yield None if trace_now is None else trace_now.trace_id
+
+    with global_tracing.provider.get_tracer("caller").start_as_current_span("caller") as caller:
+        seen = list(steps())
+        assert trace.get_current_span() is caller
+    assert seen == [CALLER_TRACE_ID] * 3
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"span": "steps"}, {"new": True}, {"new": True, "span": "steps"}],
+    ids=["span", "new trace under a span", "new trace and span"],
+)
+def test_an_async_generator_unit_finds_its_trace_from_headers_again_when_it_resumes(
+    global_tracing: Tracing, options: dict[str, Any]
+) -> None:
+    @with_session(**options)
+    async def steps() -> AsyncIterator[str | None]:
+        extract_trace_headers({"traceparent": f"00-{CALLER_TRACE_ID}-{CALLER_SPAN_ID}-01"})
+        for _ in range(3):
+            await asyncio.sleep(0)
+            trace_now = current_trace()
+            yield None if trace_now is None else trace_now.trace_id
+
+    async def consume() -> list[str | None]:
+        tracer = global_tracing.provider.get_tracer("caller")
+        with tracer.start_as_current_span("caller") as caller:
+            seen = [trace_id async for trace_id in steps()]
+            assert trace.get_current_span() is caller
+        return seen
+
+    assert asyncio.run(consume()) == [CALLER_TRACE_ID] * 3
