@@ -27,6 +27,7 @@ from tracectrl import (
 from tracectrl.context import TraceContext, extract_trace_headers
 
 OUT_OF_ORDER = "out of order"
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
 def _state() -> tuple[Optional[str], Optional[TraceContext]]:
@@ -189,4 +190,43 @@ def test_a_decorated_call_whose_body_exits_an_outer_scope_leaves_what_was_before
     with pytest.warns(RuntimeWarning, match=OUT_OF_ORDER) as caught:
         handler()
     assert caught[0].filename == __file__
+    assert _state() == before
+
+
+def test_a_scope_left_open_by_a_decorated_call_changes_nothing_when_exited_after_it() -> None:
+    before = _state()
+    step = session_scope("step")
+
+    @with_session("request")
+    def handler() -> None:
+        step.__enter__()  # never exited inside: a hook that fires after the request
+
+    handler()
+    assert _state() == before
+    with pytest.warns(RuntimeWarning, match=OUT_OF_ORDER):
+        step.__exit__(None, None, None)
+    assert _state() == before
+
+
+def test_a_new_trace_scope_whose_block_cleared_the_trace_exits_in_order_without_warning() -> None:
+    set_session_id("conversation")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with session_scope(new_trace=True):  # the same session, a trace of its own
+            extract_trace_headers({})  # no traceparent: no trace in force
+    assert _state() == ("conversation", None)
+
+
+def test_a_decorated_call_that_took_a_trace_from_headers_restores_what_was_before_it() -> None:
+    before = _state()
+
+    @with_session("request")
+    def handler() -> Optional[str]:
+        extract_trace_headers({"traceparent": TRACEPARENT})
+        trace = current_trace()
+        return None if trace is None else trace.trace_id
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert handler() == TRACEPARENT.split("-")[1]
     assert _state() == before

@@ -268,12 +268,11 @@ def exited_out_of_order(entry: Entry, trace_now: TraceValue, session_now: str | 
 
 def finish_out_of_order(entry: Entry, error: BaseException | None, stacklevel: int) -> None:
     """Exit ``entry`` out of order: end its span, change nothing in force, and warn."""
+    # Its holder is not marked closed: a scope nested in it that exits later
+    # finds the closed holder of the scope that exited first further up.
     extras = entry[2]
     if extras is not None and extras.span is not None:
         end_span(extras.span, error)
-    owned = entry[5]
-    if owned is not None:
-        owned.closed = True
     warnings.warn(OUT_OF_ORDER_WARNING, RuntimeWarning, stacklevel=stacklevel)
 
 
