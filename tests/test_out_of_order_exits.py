@@ -104,6 +104,20 @@ def test_async_scopes_exited_out_of_order_leave_what_was_before_both() -> None:
     asyncio.run(main())
 
 
+def test_async_joining_scope_exited_after_the_scope_it_joined_leaves_nothing_behind() -> None:
+    async def main() -> None:
+        before = _state()
+        outer, joining = session_scope("alice"), session_scope()
+        await outer.__aenter__()
+        assert await joining.__aenter__() == "alice"
+        await outer.__aexit__(None, None, None)
+        with pytest.warns(RuntimeWarning, match=OUT_OF_ORDER):
+            await joining.__aexit__(None, None, None)
+        assert _state() == before
+
+    asyncio.run(main())
+
+
 def test_scopes_exited_in_order_never_warn_even_when_the_block_changed_the_trace() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
