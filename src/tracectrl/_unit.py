@@ -424,7 +424,7 @@ def resume(suspended: Suspended) -> Entry:
     session_token = _set_session(suspended.session_id)
     trace_token = _set_trace(suspended.trace)
     otel = otel_context()
-    if suspended.otel is not None and suspended.otel is not otel:
+    if suspended.otel is not otel:  # both None without OpenTelemetry
         restore_otel_context(suspended.otel)
     span = suspended.span
     extras = None if span is None else Extras(None, span, None)  # the span ends at the exit
