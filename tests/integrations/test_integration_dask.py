@@ -24,7 +24,7 @@ from tracectrl import (
     session_scope,
 )
 from tracectrl._snapshot import ContextSnapshot
-from tracectrl.integrations.dask import submit
+from tracectrl.integrations.dask import submit, submit_map
 
 pytestmark = pytest.mark.engines
 
@@ -116,3 +116,38 @@ def test_200_tasks_from_20_sessions_each_see_their_caller(client: Client) -> Non
         assert snapshot.trace is not None
         assert snapshot.trace.trace_id == trace_id
     assert len({snapshot.session_id for *_, snapshot in seen}) == sessions
+
+
+def test_submit_map_runs_every_item_under_the_caller_session_and_trace(client: Client) -> None:
+    with session_scope("dask-map"):
+        inject_trace_headers()  # a trace in force, to be carried
+        futures = submit_map(client, report_then_overwrite, [f"leak-{i}" for i in range(12)])
+        trace = current_trace()
+    assert trace is not None
+    seen = [future.result()[1] for future in futures]
+    assert len(seen) == 12
+    assert {snapshot.session_id for snapshot in seen} == {"dask-map"}
+    assert {snapshot.trace.trace_id for snapshot in seen if snapshot.trace} == {trace.trace_id}
+    assert all(snapshot.trace is not None for snapshot in seen)
+    # What each task set stayed in it: the workers now run tasks with no session.
+    after = [submit(client, report) for _ in range(8)]
+    assert [future.result()[1] for future in after] == [NOTHING] * 8
+
+
+def test_submit_map_under_many_sessions_keeps_each_callers(client: Client) -> None:
+    sessions = 10
+    start = threading.Barrier(sessions)
+    outcomes: dict[int, list[str | None]] = {}
+
+    def agent(index: int) -> None:
+        start.wait()
+        with session_scope(f"dask-map-{index}"):
+            futures = submit_map(client, report_then_overwrite, [f"x-{index}"] * 10)
+        outcomes[index] = [future.result()[1].session_id for future in futures]
+
+    threads = [threading.Thread(target=agent, args=(i,)) for i in range(sessions)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes == {index: [f"dask-map-{index}"] * 10 for index in range(sessions)}

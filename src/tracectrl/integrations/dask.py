@@ -1,14 +1,15 @@
 """Dask distributed: submit work under the caller's session and trace.
 
-:func:`submit` is ``client.submit`` with the caller's session id and trace
-sent along as a snapshot, the same picklable data that
-:func:`tracectrl.submit` sends to a process pool, and re-established on the
-worker for that task alone::
+:func:`submit` is ``client.submit`` and :func:`submit_map` is ``client.map``, with
+the caller's session id and trace sent along as a snapshot, the same picklable
+data that :func:`tracectrl.submit` sends to a process pool, and re-established
+on the worker for each task alone::
 
-    from tracectrl.integrations.dask import submit
+    from tracectrl.integrations.dask import submit, submit_map
 
     with session_scope("user-42"):
         future = submit(client, plan_trip, "Lisbon", days=3)
+        futures = submit_map(client, score_hotel, hotels)
 
 Workers must be able to import ``tracectrl`` (it is installed where the
 workers run, as ``fn`` is).  Needs ``pip install ".[dask]"`` from a tracectrl checkout.
@@ -17,7 +18,8 @@ workers run, as ``fn`` is).  Needs ``pip install ".[dask]"`` from a tracectrl ch
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Callable, TypeVar
+from collections.abc import Collection
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 try:
     import distributed
@@ -34,7 +36,7 @@ from tracectrl._snapshot import capture, run_with_snapshot
 if TYPE_CHECKING:
     from distributed import Future
 
-__all__ = ["submit"]
+__all__ = ["submit", "submit_map"]
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -69,3 +71,30 @@ def submit(
     call = functools.partial(fn, **kwargs) if kwargs else fn
     future: Future[_T] = client.submit(run_with_snapshot, capture(), call, *args, pure=False)
     return future
+
+
+def submit_map(
+    client: distributed.Client, fn: Callable[..., _T], /, *iterables: Collection[Any]
+) -> list[Future[_T]]:
+    """Run ``fn`` over ``iterables`` like ``client.map``, under the session and trace in force.
+
+    One task per item (``fn(a, b, ...)`` with one item of each iterable, paired
+    as the built-in ``map`` pairs them); every task gets the session and trace
+    in force here when :func:`submit_map` is called, in a context of its own
+    on the worker, as with :func:`submit`.  Each call makes new tasks
+    (``pure=False``).  ``iterables`` may hold futures; they are resolved as
+    ``client.map`` resolves them.
+
+    Args:
+        client: the :class:`distributed.Client` to submit to.
+        fn: the function the workers run; it must be picklable.
+        *iterables: the arguments, one collection (a list, a tuple...) per
+            parameter of ``fn``.
+
+    Returns:
+        One :class:`distributed.Future` per item, in order; an exception
+        ``fn`` raises is that item's future's.
+    """
+    run = functools.partial(run_with_snapshot, capture(), fn)
+    futures: list[Future[_T]] = client.map(run, *iterables, pure=False)
+    return futures
