@@ -11,7 +11,13 @@ application was assembled in.  Nothing here imports OpenTelemetry.
 
 from __future__ import annotations
 
-from typing import Any
+import copy
+from typing import Any, Protocol
+
+
+class _Middleware(Protocol):
+    app: Any
+
 
 #: How far down a chain of middleware objects to look; application stacks are shallow.
 _MAX_DEPTH = 32
@@ -41,3 +47,20 @@ def _is_opentelemetry_middleware(kind: type, module: str) -> bool:
         base.__name__ == "OpenTelemetryMiddleware" and base.__module__ == module
         for base in kind.__mro__
     )
+
+
+def move_inside_opentelemetry(middleware: _Middleware, module: str, attribute: str) -> bool:
+    """Put a copy of ``middleware`` inside OpenTelemetry's server middleware below it, if any.
+
+    The copy has the same options and wraps what OpenTelemetry's wrapped;
+    ``middleware`` itself should then only pass requests on.  ``module`` is
+    where OpenTelemetry's middleware class is defined, ``attribute`` where it
+    keeps the application it wraps.  Returns whether it was moved.
+    """
+    below = opentelemetry_middleware_below(middleware.app, module, attribute)
+    if below is None:
+        return False
+    inner = copy.copy(middleware)
+    inner.app = getattr(below, attribute)
+    setattr(below, attribute, inner)
+    return True

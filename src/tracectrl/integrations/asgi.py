@@ -24,7 +24,7 @@ from tracectrl._trust import (
 )
 from tracectrl._wire import SESSION_FIELD, encode_session_id
 from tracectrl.context import continue_session
-from tracectrl.integrations._server_order import opentelemetry_middleware_below
+from tracectrl.integrations._server_order import move_inside_opentelemetry
 
 __all__ = ["ASGIApp", "Message", "Receive", "Scope", "Send", "SessionMiddleware"]
 
@@ -118,17 +118,10 @@ class SessionMiddleware:
         warn_if_session_env_set()
         # OpenTelemetry's server middleware below this one: do this one's work inside
         # it, so that its server span starts first and keeps its kind (see _server_order).
-        below = opentelemetry_middleware_below(app, "opentelemetry.instrumentation.asgi", "app")
-        self._moved_inside = below is not None
-        if below is not None:
-            below.app = SessionMiddleware(
-                below.app,
-                trust=trust,
-                key=key,
-                continue_untrusted_trace=continue_untrusted_trace,
-                exclude_paths=self._exclude,
-                echo_session=echo_session,
-            )
+        self._moved_inside = False
+        self._moved_inside = move_inside_opentelemetry(
+            self, "opentelemetry.instrumentation.asgi", "app"
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one connection: the application runs in the caller's session and trace."""

@@ -25,7 +25,7 @@ from tracectrl._trust import (
 )
 from tracectrl._wire import ALL_NAMES, SESSION_HEADER, encode_session_id
 from tracectrl.context import continue_session
-from tracectrl.integrations._server_order import opentelemetry_middleware_below
+from tracectrl.integrations._server_order import move_inside_opentelemetry
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -108,17 +108,10 @@ class SessionMiddleware:
         warn_if_session_env_set()
         # OpenTelemetry's server middleware below this one: do this one's work inside
         # it, so that its server span starts first and keeps its kind (see _server_order).
-        below = opentelemetry_middleware_below(app, "opentelemetry.instrumentation.wsgi", "wsgi")
-        self._moved_inside = below is not None
-        if below is not None:
-            below.wsgi = SessionMiddleware(
-                below.wsgi,
-                trust=trust,
-                key=key,
-                continue_untrusted_trace=continue_untrusted_trace,
-                exclude_paths=self._exclude,
-                echo_session=echo_session,
-            )
+        self._moved_inside = False
+        self._moved_inside = move_inside_opentelemetry(
+            self, "opentelemetry.instrumentation.wsgi", "wsgi"
+        )
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Call the application in the caller's session and trace; return its body, wrapped."""
