@@ -151,8 +151,8 @@ class session_scope:
 
     def __enter__(self) -> str:
         session_id = self._session_id
-        if session_id.__class__ is not str:
-            session_id = _resolve_joined(session_id is _NEW)
+        if session_id.__class__ is not str:  # one call less for new=True: see _resolve_joined
+            session_id = fresh_session_id() if session_id is _NEW else _resolve_joined(False)
         return _enter_into(self._entries, session_id, self._new_trace, self._span)
 
     def __exit__(
@@ -204,8 +204,8 @@ class session_scope:
     # keeps `async with` within the cost target of a hand-written manager.
     async def __aenter__(self) -> str:
         session_id = self._session_id
-        if session_id.__class__ is not str:
-            session_id = _resolve_joined(session_id is _NEW)
+        if session_id.__class__ is not str:  # one call less for new=True: see _resolve_joined
+            session_id = fresh_session_id() if session_id is _NEW else _resolve_joined(False)
         return _enter_into(self._entries, session_id, self._new_trace, self._span)
 
     async def __aexit__(
