@@ -1,0 +1,165 @@
+"""Spans of generator units and of scope objects shared by threads, under the real SDK.
+
+Each test here pins a behaviour that a small change to the code (a mutant) broke
+without any other test noticing; see ``tests/mutation/run.py``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack
+from contextvars import copy_context
+from typing import Any
+
+import pytest
+from _tracing import Tracing
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import StatusCode
+
+from tracectrl import current_session_id, current_trace, session_scope, with_session
+
+STEPS = 3
+
+
+def span_id(span: Any) -> int:
+    context = span.get_span_context() if hasattr(span, "get_span_context") else span.context
+    assert context is not None
+    return int(context.span_id)
+
+
+def by_name(spans: tuple[ReadableSpan, ...]) -> dict[str, list[ReadableSpan]]:
+    named: dict[str, list[ReadableSpan]] = {}
+    for span in spans:
+        named.setdefault(span.name, []).append(span)
+    return named
+
+
+def test_generator_span_is_current_at_every_step_and_the_caller_never_sees_it(
+    global_tracing: Tracing,
+) -> None:
+    tracer = global_tracing.provider.get_tracer("agent")
+
+    @with_session("stream", span="stream")
+    def stream() -> Iterator[tuple[int, str | None]]:
+        for _ in range(STEPS):
+            with tracer.start_as_current_span("step"):
+                pass
+            yield span_id(trace.get_current_span()), current_session_id()
+
+    between = []
+    inside = []
+    for step in stream():
+        inside.append(step)
+        between.append((current_session_id(), trace.get_current_span(), current_trace()))
+    assert between == [(None, trace.INVALID_SPAN, None)] * STEPS
+    spans = by_name(global_tracing.exporter.get_finished_spans())
+    (unit,) = spans["stream"]
+    assert inside == [(span_id(unit), "stream")] * STEPS
+    assert [step.parent.span_id for step in spans["step"] if step.parent] == [span_id(unit)] * STEPS
+
+
+def test_new_conversation_generator_inside_a_span_keeps_its_own_trace_at_every_step(
+    global_tracing: Tracing,
+) -> None:
+    tracer = global_tracing.provider.get_tracer("caller")
+
+    @with_session(new=True, span="conversation")
+    def conversation() -> Iterator[tuple[int, str]]:
+        for _ in range(STEPS):
+            with tracer.start_as_current_span("turn"):
+                pass
+            trace_now = current_trace()
+            assert trace_now is not None
+            yield span_id(trace.get_current_span()), trace_now.trace_id
+
+    with session_scope("outer"), tracer.start_as_current_span("caller") as caller:
+        inside = []
+        for step in conversation():
+            inside.append(step)
+            assert (current_session_id(), trace.get_current_span()) == ("outer", caller)
+        assert trace.get_current_span() is caller
+    spans = by_name(global_tracing.exporter.get_finished_spans())
+    (unit,) = spans["conversation"]
+    assert unit.parent is None
+    assert unit.context is not None
+    assert inside == [(span_id(unit), f"{unit.context.trace_id:032x}")] * STEPS
+    assert [link.context.span_id for link in unit.links] == [span_id(caller)]
+    assert [turn.parent.span_id for turn in spans["turn"] if turn.parent] == [span_id(unit)] * STEPS
+
+
+def test_new_conversation_generator_without_span_hides_the_callers_span_at_every_step(
+    global_tracing: Tracing,
+) -> None:
+    tracer = global_tracing.provider.get_tracer("caller")
+
+    @with_session(new=True)
+    def conversation() -> Iterator[tuple[object, str]]:
+        for _ in range(STEPS):
+            trace_now = current_trace()
+            assert trace_now is not None
+            yield trace.get_current_span(), trace_now.trace_id
+
+    with session_scope("outer"), tracer.start_as_current_span("caller") as caller:
+        inside = []
+        for step in conversation():
+            inside.append(step)
+            assert (current_session_id(), trace.get_current_span()) == ("outer", caller)
+    caller_trace = f"{caller.get_span_context().trace_id:032x}"
+    assert [span for span, _ in inside] == [trace.INVALID_SPAN] * STEPS
+    assert len({trace_id for _, trace_id in inside} - {caller_trace}) == 1
+    assert caller_trace not in {trace_id for _, trace_id in inside}
+
+
+@pytest.mark.parametrize("hidden", [False, True], ids=["no-caller-span", "caller-span-hidden"])
+def test_scope_object_shared_by_threads_ends_the_span_of_the_first_to_exit_with_its_error(
+    global_tracing: Tracing, hidden: bool
+) -> None:
+    # The first thread leaves while the second thread's entry is the newest: the
+    # slow exit, which must end its own span, record its error, and give the
+    # thread its caller's span (hidden by the new trace) back.
+    tracer = global_tracing.provider.get_tracer("caller")
+    scope = session_scope("shared", span="shared")
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen: dict[str, Any] = {}
+
+    def first() -> None:
+        with ExitStack() as outside:
+            if hidden:
+                outside.enter_context(session_scope("outer"))
+                outside.enter_context(tracer.start_as_current_span("caller"))
+            before = (current_session_id(), trace.get_current_span())
+            with pytest.raises(LookupError), scope:
+                seen["first inside"] = trace.get_current_span()
+                seen["first parent"] = seen["first inside"].parent
+                first_in.set()
+                second_in.wait(30)
+                raise LookupError("first failed")
+            seen["first restored"] = (current_session_id(), trace.get_current_span()) == before
+        first_out.set()
+
+    def second() -> None:
+        first_in.wait(30)
+        with scope:
+            seen["second inside"] = trace.get_current_span()
+            second_in.set()
+            first_out.wait(30)
+            seen["second after first left"] = trace.get_current_span()
+        seen["second after"] = (current_session_id(), trace.get_current_span())
+
+    threads = [threading.Thread(target=copy_context().run, args=(f,)) for f in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    shared = [s for s in global_tracing.exporter.get_finished_spans() if s.name == "shared"]
+    assert len(shared) == 2
+    failed = [span for span in shared if span.status.status_code is StatusCode.ERROR]
+    assert [span_id(span) for span in failed] == [span_id(seen["first inside"])]
+    assert [event.name for event in failed[0].events] == ["exception"]
+    assert seen["first parent"] is None  # a new trace: the caller's span was hidden
+    assert seen["first restored"] is True
+    assert seen["second after first left"] is seen["second inside"]
+    assert seen["second after"] == (None, trace.INVALID_SPAN)
+    assert scope._entries == []
