@@ -10,7 +10,10 @@ that outlives one test (a module-scoped pool) carries the id of the test that
 started it, so the runner maps child lines to that test and to every test of its
 file that ran while a multiprocessing child was alive.
 It also records each test's duration, so the runner can run the fastest first
-and size its timeouts.
+and size its timeouts, and it puts coverage's trace function back after a test
+that replaced it (the interrupt tests of ``test_exits.py`` install their own and
+end with ``sys.settrace(None)``): without that, no later test in the process
+would be recorded, and the mutants only they kill would count as survivors.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import sys
 import time
 from collections.abc import Generator
 from pathlib import Path
@@ -46,9 +50,12 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
     os.environ[CHILD_CONTEXT_VARIABLE] = CHILD_PREFIX + item.nodeid
     if measuring is not None:
         measuring.switch_context(item.nodeid)
+    tracer = sys.gettrace()
     started = time.perf_counter()
     yield
     _durations[item.nodeid] = time.perf_counter() - started
+    if sys.gettrace() is not tracer:
+        sys.settrace(tracer)
     if multiprocessing.active_children():
         _with_children.append(item.nodeid)
     if measuring is not None:
