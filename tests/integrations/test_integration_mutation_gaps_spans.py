@@ -85,7 +85,11 @@ def test_new_conversation_generator_inside_a_span_keeps_its_own_trace_at_every_s
     assert unit.parent is None
     assert unit.context is not None
     assert inside == [(span_id(unit), f"{unit.context.trace_id:032x}")] * STEPS
-    assert [link.context.span_id for link in unit.links] == [span_id(caller)]
+    # The link names the caller's span in the caller's trace: a dashboard leads back to it.
+    caller_context = caller.get_span_context()
+    assert [(link.context.trace_id, link.context.span_id) for link in unit.links] == [
+        (caller_context.trace_id, caller_context.span_id)
+    ]
     assert [turn.parent.span_id for turn in spans["turn"] if turn.parent] == [span_id(unit)] * STEPS
 
 
