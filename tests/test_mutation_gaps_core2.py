@@ -1,0 +1,59 @@
+"""Sessions, spans and ids at their edges: a broken OpenTelemetry, a failing span, new ids.
+
+Each test here pins a behaviour that a small change to the code (a mutant) broke
+without any other test noticing; see ``tests/mutation/run.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import types
+
+import pytest
+
+from tracectrl import session as session_module
+from tracectrl.scope import session_scope
+from tracectrl.session import current_session_id
+
+
+def _broken_module(name: str) -> types.ModuleType:
+    module = types.ModuleType(name)
+
+    def fail(attribute: str) -> object:
+        raise RuntimeError(f"broken OpenTelemetry installation: cannot load {attribute}")
+
+    module.__getattr__ = fail  # type: ignore[method-assign]
+    return module
+
+
+def test_opentelemetry_that_fails_to_load_leaves_sessions_to_tracectrl_and_logs_why(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setitem(
+        sys.modules, "tracectrl._otel_session", _broken_module("tracectrl._otel_session")
+    )
+    monkeypatch.setattr(session_module, "_otel_session", session_module._look_up_otel_session)
+    with caplog.at_level(logging.WARNING, logger="tracectrl"):
+        assert current_session_id() is None
+    assert session_module._otel_session is None  # looked up once, not at every read
+    [record] = [r for r in caplog.records if r.name == "tracectrl"]
+    assert "sessions in its context are not seen" in record.getMessage()
+    assert record.exc_info is not None
+    assert isinstance(record.exc_info[1], RuntimeError)
+    with session_scope("kept by tracectrl"):
+        assert current_session_id() == "kept by tracectrl"
+    assert current_session_id() is None
+
+
+def test_without_opentelemetry_sessions_are_tracectrls_alone_and_nothing_is_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setitem(sys.modules, "tracectrl._otel_session", None)  # import fails
+    monkeypatch.setattr(session_module, "_otel_session", session_module._look_up_otel_session)
+    with caplog.at_level(logging.DEBUG, logger="tracectrl"):
+        assert current_session_id() is None
+    assert session_module._otel_session is None
+    assert [r for r in caplog.records if r.name == "tracectrl"] == []
+    with session_scope("alone"):
+        assert current_session_id() == "alone"
