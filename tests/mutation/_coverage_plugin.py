@@ -10,10 +10,11 @@ that outlives one test (a module-scoped pool) carries the id of the test that
 started it, so the runner maps child lines to that test and to every test of its
 file that ran while a multiprocessing child was alive.
 It also records each test's duration, so the runner can run the fastest first
-and size its timeouts, and it puts coverage's trace function back after a test
-that replaced it (the interrupt tests of ``test_exits.py`` install their own and
-end with ``sys.settrace(None)``): without that, no later test in the process
-would be recorded, and the mutants only they kill would count as survivors.
+and size its timeouts.  A test that replaces coverage's trace function (the
+interrupt tests of ``test_exits.py`` install their own, and end with
+``sys.settrace(None)``) runs lines coverage cannot see: the plugin puts the
+trace function back after it, without which no later test in the process would
+be recorded, and lists it as *blind*, so that the runner lets it try every mutant.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ _durations: dict[str, float] = {}
 # Tests that ran while a multiprocessing child (a pool worker) was alive: a worker
 # started by one test may run the tasks of the next tests of its file.
 _with_children: list[str] = []
+# Tests that replaced coverage's trace function: what they ran is not all recorded.
+_blind: list[str] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -55,6 +58,7 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
     yield
     _durations[item.nodeid] = time.perf_counter() - started
     if sys.gettrace() is not tracer:
+        _blind.append(item.nodeid)
         sys.settrace(tracer)
     if multiprocessing.active_children():
         _with_children.append(item.nodeid)
@@ -66,5 +70,5 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     target = os.environ.get("TRACECTRL_MUTATION_DURATIONS")
     if target:
-        report = {"durations": _durations, "with_children": _with_children}
+        report = {"durations": _durations, "with_children": _with_children, "blind": _blind}
         Path(target).write_text(json.dumps(report, indent=0), encoding="utf-8")
