@@ -12,6 +12,7 @@ import types
 
 import pytest
 
+from tracectrl import _span
 from tracectrl import session as session_module
 from tracectrl.scope import session_scope
 from tracectrl.session import current_session_id
@@ -57,3 +58,15 @@ def test_without_opentelemetry_sessions_are_tracectrls_alone_and_nothing_is_logg
     assert [r for r in caplog.records if r.name == "tracectrl"] == []
     with session_scope("alone"):
         assert current_session_id() == "alone"
+
+
+def test_span_option_without_opentelemetry_api_starts_no_span_and_raises_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "opentelemetry", None)  # its import fails
+    monkeypatch.setattr(_span, "_api", None)
+    monkeypatch.setattr(_span, "_api_missing", False)
+    for _ in range(2):
+        with session_scope("plain", span="plan") as session_id:
+            assert (session_id, current_session_id()) == ("plain", "plain")
+        assert current_session_id() is None

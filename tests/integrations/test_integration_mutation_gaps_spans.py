@@ -6,6 +6,7 @@ without any other test noticing; see ``tests/mutation/run.py``.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -15,10 +16,13 @@ from typing import Any
 import pytest
 from _tracing import Tracing
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from tracectrl import current_session_id, current_trace, session_scope, with_session
+from tracectrl import _span, current_session_id, current_trace, session_scope, with_session
+from tracectrl.integrations.otel import SESSION_ID_ATTRIBUTE
 
 STEPS = 3
 
@@ -167,3 +171,41 @@ def test_scope_object_shared_by_threads_ends_the_span_of_the_first_to_exit_with_
     assert seen["second after first left"] is seen["second inside"]
     assert seen["second after"] == (None, trace.INVALID_SPAN)
     assert scope._entries == []
+
+
+def test_unit_span_carries_the_session_id_without_a_session_span_processor(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A deployment that never added SessionSpanProcessor still finds the
+    # session on the span a unit starts.
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    api = _span._load()
+    assert api is not None
+    monkeypatch.setattr(api, "tracer", provider.get_tracer("tracectrl"))
+    with session_scope("conversation", span="plan", attributes={"step": 1}):
+        pass
+    (span,) = exporter.get_finished_spans()
+    assert span.attributes == {SESSION_ID_ATTRIBUTE: "conversation", "step": 1}
+    provider.shutdown()
+
+
+class _Undescribable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("this error cannot be turned into text")
+
+
+def test_unit_error_that_cannot_be_described_still_reaches_the_caller_and_is_logged(
+    global_tracing: Tracing, caplog: pytest.LogCaptureFixture
+) -> None:
+    def fail_in_a_unit() -> None:
+        with pytest.raises(_Undescribable), session_scope("conversation", span="plan"):
+            raise _Undescribable
+
+    with caplog.at_level(logging.DEBUG, logger="tracectrl"):
+        fail_in_a_unit()
+    assert (current_session_id(), trace.get_current_span()) == (None, trace.INVALID_SPAN)
+    [record] = [r for r in caplog.records if "could not end" in r.getMessage()]
+    assert record.exc_info is not None
+    assert isinstance(record.exc_info[1], RuntimeError)
