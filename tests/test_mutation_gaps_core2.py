@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 import types
+from contextvars import copy_context
 
 import pytest
 
@@ -70,3 +71,22 @@ def test_span_option_without_opentelemetry_api_starts_no_span_and_raises_nothing
         with session_scope("plain", span="plan") as session_id:
             assert (session_id, current_session_id()) == ("plain", "plain")
         assert current_session_id() is None
+
+
+def test_shared_scope_keeps_at_most_1024_open_entries_and_forgets_the_oldest_quarter() -> None:
+    # Entries whose exit never came (an interrupt at exit, a killed thread) are
+    # bounded: at the 1025th open entry the oldest 256 are dropped.
+    shared = session_scope("job")
+    seen: dict[str, object] = {}
+
+    def abandon() -> None:
+        for _ in range(1024):
+            shared.__enter__()
+        seen["full"] = len(shared._entries)
+        oldest_kept = shared._entries[256]
+        shared.__enter__()
+        seen["after one more"] = len(shared._entries)
+        seen["oldest kept"] = shared._entries[0] is oldest_kept
+
+    copy_context().run(abandon)
+    assert seen == {"full": 1024, "after one more": 1024 - 256 + 1, "oldest kept": True}
