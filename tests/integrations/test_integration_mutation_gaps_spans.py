@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from tracectrl import _span, current_session_id, current_trace, session_scope, with_session
+from tracectrl import _span, _trace, current_session_id, current_trace, session_scope, with_session
 from tracectrl.integrations.otel import SESSION_ID_ATTRIBUTE
 
 STEPS = 3
@@ -209,3 +209,44 @@ def test_unit_error_that_cannot_be_described_still_reaches_the_caller_and_is_log
     [record] = [r for r in caplog.records if "could not end" in r.getMessage()]
     assert record.exc_info is not None
     assert isinstance(record.exc_info[1], RuntimeError)
+
+
+@pytest.fixture
+def bridge_unusable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OpenTelemetry's API imports, but tracectrl could not use it for the trace.
+
+    What ``_trace`` settles on when importing its OpenTelemetry bridge fails
+    (it logs a warning): traces stay in tracectrl's own variable, and ``span=``
+    still starts its spans through the API.
+    """
+    monkeypatch.setattr(_trace, "_bridge", None)
+
+
+@pytest.mark.usefixtures("bridge_unusable")
+def test_scope_span_stops_being_current_at_exit_when_traces_stay_in_tracectrl(
+    global_tracing: Tracing,
+) -> None:
+    with session_scope("conversation", span="plan"):
+        inside = trace.get_current_span()
+    assert trace.get_current_span() is trace.INVALID_SPAN
+    (span,) = global_tracing.exporter.get_finished_spans()
+    assert span_id(inside) == span_id(span)
+
+
+@pytest.mark.usefixtures("bridge_unusable")
+def test_generator_span_is_current_only_in_its_steps_when_traces_stay_in_tracectrl(
+    global_tracing: Tracing,
+) -> None:
+    @with_session("stream", span="stream")
+    def stream() -> Iterator[int]:
+        for _ in range(STEPS):
+            yield span_id(trace.get_current_span())
+
+    between = []
+    inside = []
+    for step in stream():
+        inside.append(step)
+        between.append(trace.get_current_span())
+    assert between == [trace.INVALID_SPAN] * STEPS
+    (unit,) = global_tracing.exporter.get_finished_spans()
+    assert inside == [span_id(unit)] * STEPS
