@@ -13,7 +13,7 @@ from contextvars import copy_context
 
 import pytest
 
-from tracectrl import _span
+from tracectrl import _sessionvar, _span
 from tracectrl import session as session_module
 from tracectrl.scope import session_scope
 from tracectrl.session import current_session_id
@@ -32,6 +32,8 @@ def _broken_module(name: str) -> types.ModuleType:
 def test_opentelemetry_that_fails_to_load_leaves_sessions_to_tracectrl_and_logs_why(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # No carried session can exist where the module that carries them cannot load.
+    monkeypatch.setattr(_sessionvar, "carried_sessions_exist", False)
     monkeypatch.setitem(
         sys.modules, "tracectrl._otel_session", _broken_module("tracectrl._otel_session")
     )
@@ -51,6 +53,7 @@ def test_opentelemetry_that_fails_to_load_leaves_sessions_to_tracectrl_and_logs_
 def test_without_opentelemetry_sessions_are_tracectrls_alone_and_nothing_is_logged(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    monkeypatch.setattr(_sessionvar, "carried_sessions_exist", False)
     monkeypatch.setitem(sys.modules, "tracectrl._otel_session", None)  # import fails
     monkeypatch.setattr(session_module, "_otel_session", session_module._look_up_otel_session)
     with caplog.at_level(logging.DEBUG, logger="tracectrl"):
