@@ -21,7 +21,16 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from tracectrl import _span, _trace, current_session_id, current_trace, session_scope, with_session
+from tracectrl import (
+    _span,
+    _trace,
+    current_session_id,
+    current_trace,
+    propagation_headers,
+    session_scope,
+    set_session_id,
+    with_session,
+)
 from tracectrl.integrations.otel import SESSION_ID_ATTRIBUTE
 
 STEPS = 3
@@ -250,3 +259,19 @@ def test_generator_span_is_current_only_in_its_steps_when_traces_stay_in_tracect
     assert between == [trace.INVALID_SPAN] * STEPS
     (unit,) = global_tracing.exporter.get_finished_spans()
     assert inside == [span_id(unit)] * STEPS
+
+
+def test_joining_scope_inside_a_span_without_valid_ids_starts_a_trace_for_its_block() -> None:
+    # A span over an invalid span context (what some instrumentations leave
+    # for suppressed work) is no trace: the unit starts one, kept for its block.
+    set_session_id("conversation")
+    with trace.use_span(trace.NonRecordingSpan(trace.INVALID_SPAN_CONTEXT)):
+        with session_scope("conversation"):
+            first = current_trace()
+            again = current_trace()
+            sent = propagation_headers()["traceparent"].split("-")[1]
+        after = current_trace()
+    assert first is not None
+    assert again == first
+    assert sent == first.trace_id
+    assert after is None
