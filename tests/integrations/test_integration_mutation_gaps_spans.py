@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from _tracing import Tracing
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -275,3 +276,18 @@ def test_joining_scope_inside_a_span_without_valid_ids_starts_a_trace_for_its_bl
     assert again == first
     assert sent == first.trace_id
     assert after is None
+
+
+def test_root_spans_started_in_a_unit_that_joined_a_callers_span_keep_their_own_traces(
+    tracing: Tracing,
+) -> None:
+    # The unit joined the caller's span and started no trace of its own, so
+    # spans started explicitly as new roots are not merged into one.
+    tracer = tracing.provider.get_tracer("agent")
+    set_session_id("conversation")
+    with tracer.start_as_current_span("caller"), session_scope("conversation"):
+        roots = [tracer.start_span("detached", context=Context()) for _ in range(2)]
+    for root in roots:
+        root.end()
+    trace_ids = {root.get_span_context().trace_id for root in roots}
+    assert len(trace_ids) == 2
