@@ -9,13 +9,16 @@ from __future__ import annotations
 import logging
 import sys
 import types
+from collections.abc import Iterator
 from contextvars import copy_context
 
 import pytest
 
 from tracectrl import _sessionvar, _span
 from tracectrl import session as session_module
-from tracectrl.scope import session_scope
+from tracectrl._trace import current_trace
+from tracectrl.context import extract_trace_headers
+from tracectrl.scope import session_scope, with_session
 from tracectrl.session import current_session_id
 
 
@@ -93,3 +96,21 @@ def test_shared_scope_keeps_at_most_1024_open_entries_and_forgets_the_oldest_qua
 
     copy_context().run(abandon)
     assert seen == {"full": 1024, "after one more": 1024 - 256 + 1, "oldest kept": True}
+
+
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+@pytest.mark.usefixtures("trace_backend")
+def test_decorated_generator_leaves_a_caller_without_trace_without_one_at_each_yield() -> None:
+    @with_session("steps")
+    def steps() -> Iterator[str | None]:
+        extract_trace_headers({"traceparent": TRACEPARENT})
+        for _ in range(3):
+            trace = current_trace()
+            yield None if trace is None else trace.trace_id
+
+    for trace_id in steps():
+        assert trace_id == TRACEPARENT.split("-")[1]
+        assert (current_session_id(), current_trace()) == (None, None)
+    assert current_trace() is None
