@@ -6,10 +6,12 @@ without any other test noticing; see ``tests/mutation/run.py``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import types
-from collections.abc import Iterator
+import warnings
+from collections.abc import Generator, Iterator
 from contextvars import copy_context
 
 import pytest
@@ -114,3 +116,30 @@ def test_decorated_generator_leaves_a_caller_without_trace_without_one_at_each_y
         assert trace_id == TRACEPARENT.split("-")[1]
         assert (current_session_id(), current_trace()) == (None, None)
     assert current_trace() is None
+
+
+class _YieldOnce:
+    """An awaitable that suspends its coroutine once, like an await on I/O."""
+
+    def __await__(self) -> Generator[None, None, None]:
+        yield
+
+
+def test_decorated_coroutine_finished_elsewhere_warns_at_the_line_that_resumed_it() -> None:
+    @with_session("decorated")
+    async def work() -> None:
+        await _YieldOnce()
+
+    coroutine = work()
+    copy_context().run(coroutine.send, None)
+
+    def finish() -> int:
+        line = sys._getframe().f_lineno + 2
+        with contextlib.suppress(StopIteration):
+            coroutine.send(None)
+        return line
+
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        line = copy_context().run(finish)
+    assert [(w.filename, w.lineno) for w in warned] == [(__file__, line)]
