@@ -17,7 +17,7 @@ import pytest
 from _tracing import Tracing
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
@@ -291,3 +291,25 @@ def test_root_spans_started_in_a_unit_that_joined_a_callers_span_keep_their_own_
         root.end()
     trace_ids = {root.get_span_context().trace_id for root in roots}
     assert len(trace_ids) == 2
+
+
+class _FailingStart(SpanProcessor):
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        raise LookupError("span refused")
+
+
+def test_span_that_fails_to_start_in_a_new_conversation_gives_the_caller_its_span_back(
+    monkeypatch: pytest.MonkeyPatch, tracing: Tracing
+) -> None:
+    # The new conversation hid the caller's span before its own failed to start:
+    # the entry undoes that too before the error reaches the caller.
+    provider = TracerProvider()
+    provider.add_span_processor(_FailingStart())
+    api = _span._load()
+    assert api is not None
+    monkeypatch.setattr(api, "tracer", provider.get_tracer("tracectrl"))
+    tracer = tracing.provider.get_tracer("caller")
+    with session_scope("outer"), tracer.start_as_current_span("caller") as caller:
+        with pytest.raises(LookupError, match="span refused"), session_scope(new=True, span="plan"):
+            pass
+        assert (current_session_id(), trace.get_current_span()) == ("outer", caller)
