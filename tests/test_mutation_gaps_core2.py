@@ -143,3 +143,14 @@ def test_decorated_coroutine_finished_elsewhere_warns_at_the_line_that_resumed_i
         warnings.simplefilter("always")
         line = copy_context().run(finish)
     assert [(w.filename, w.lineno) for w in warned] == [(__file__, line)]
+
+
+def test_tracestate_in_two_fields_is_read_whole_even_when_its_first_field_was_seen_alone() -> None:
+    alone = extract_trace_headers({"traceparent": TRACEPARENT, "tracestate": "a=1"})
+    assert alone is not None
+    assert alone.tracestate == "a=1"
+    split = extract_trace_headers(
+        [("traceparent", TRACEPARENT), ("tracestate", "a=1"), ("tracestate", "b=2")]
+    )
+    assert split is not None
+    assert split.tracestate == "a=1,b=2"
