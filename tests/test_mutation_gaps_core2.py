@@ -7,19 +7,22 @@ without any other test noticing; see ``tests/mutation/run.py``.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import sys
 import types
 import warnings
 from collections.abc import Generator, Iterator
 from contextvars import copy_context
+from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
 from tracectrl import _sessionvar, _span
 from tracectrl import session as session_module
 from tracectrl._trace import current_trace
-from tracectrl.context import extract_trace_headers
+from tracectrl.context import continue_session, extract_trace_headers
 from tracectrl.scope import session_scope, with_session
 from tracectrl.session import current_session_id
 
@@ -154,3 +157,23 @@ def test_tracestate_in_two_fields_is_read_whole_even_when_its_first_field_was_se
     )
     assert split is not None
     assert split.tracestate == "a=1,b=2"
+
+
+def test_continue_session_refused_at_construction_warns_nothing_when_collected() -> None:
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        with contextlib.suppress(TypeError):
+            continue_session({}, key=cast("Any", 123))
+        gc.collect()
+    assert [str(w.message) for w in warned] == []
+
+
+def test_never_entered_continue_session_warns_at_its_own_code_not_at_the_collecting_line() -> None:
+    # The garbage collector runs it from whatever line allocated last: pointing
+    # there would blame unrelated code.
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        continue_session({})
+        gc.collect()
+    assert [Path(w.filename).name for w in warned] == ["context.py"]
+    assert "never entered" in str(warned[0].message)
