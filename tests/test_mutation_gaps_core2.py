@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import os
+import subprocess
 import sys
 import types
 import warnings
@@ -177,3 +179,31 @@ def test_never_entered_continue_session_warns_at_its_own_code_not_at_the_collect
         gc.collect()
     assert [Path(w.filename).name for w in warned] == ["context.py"]
     assert "never entered" in str(warned[0].message)
+
+
+def test_key_tuple_holding_an_unhashable_part_is_refused_with_the_key_rule() -> None:
+    with pytest.raises(TypeError, match="a session key must be str or bytes, got list"):
+        continue_session({}, key=cast("Any", ("k" * 32, ["not", "a", "key"])))
+
+
+def test_session_env_in_a_server_process_warns_once_at_the_code_continuing_sessions(
+    tmp_path: Path,
+) -> None:
+    # A fresh interpreter: this process's look at the variable is long done.
+    script = tmp_path / "server.py"
+    script.write_text(
+        "import warnings\n"
+        "from tracectrl import continue_session\n"
+        "with warnings.catch_warnings(record=True) as warned:\n"
+        "    warnings.simplefilter('always')\n"
+        "    continue_session({})\n"
+        "    continue_session({})\n"
+        "env = [w for w in warned if 'SESSION_ID is set' in str(w.message)]\n"
+        "print([(w.filename, w.lineno) for w in env])\n",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "TRACECTRL_SESSION_ID": "job"}
+    completed = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, check=True
+    )
+    assert completed.stdout.strip() == repr([(str(script), 5)])
