@@ -78,19 +78,18 @@ def start_span(
         values.setdefault(SESSION_ID_ATTRIBUTE, session_id)
     links = None
     if link_to is not None:
-        try:
-            links = [
-                api.link(
-                    api.span_context(
-                        int(link_to.trace_id, 16),
-                        int(link_to.span_id, 16),
-                        link_to.is_remote,
-                        api.trace_flags(link_to.trace_flags),
-                    )
+        # No ValueError here: a trace in force has hex ids (parsed and validated,
+        # made by tracectrl, or formatted from OpenTelemetry's integer ids).
+        links = [
+            api.link(
+                api.span_context(
+                    int(link_to.trace_id, 16),
+                    int(link_to.span_id, 16),
+                    link_to.is_remote,
+                    api.trace_flags(link_to.trace_flags),
                 )
-            ]
-        except ValueError:
-            links = None
+            )
+        ]
     return api.tracer.start_span(name, kind=api.internal, attributes=values, links=links)
 
 

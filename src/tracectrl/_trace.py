@@ -138,14 +138,6 @@ def current_trace() -> TraceContext | None:
     return state.resolve()  # type: ignore[union-attr]
 
 
-def trace_in_force() -> bool:
-    """Say whether a trace, or a unit's unread one, is in force, without making any ids."""
-    if _trace_context.get() is not None:
-        return True
-    bridge = _bridge
-    return bridge is not None and bridge.current_trace() is not None
-
-
 def attach_started_trace(trace: TraceContext) -> Token[TraceValue]:
     """Make a trace tracectrl started current, outside OpenTelemetry's context; see above."""
     return _trace_context.set(trace)

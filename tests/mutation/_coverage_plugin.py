@@ -10,7 +10,11 @@ that outlives one test (a module-scoped pool) carries the id of the test that
 started it, so the runner maps child lines to that test and to every test of its
 file that ran while a multiprocessing child was alive.
 It also records each test's duration, so the runner can run the fastest first
-and size its timeouts.
+and size its timeouts.  A test that replaces coverage's trace function (the
+interrupt tests of ``test_exits.py`` install their own, and end with
+``sys.settrace(None)``) runs lines coverage cannot see: the plugin puts the
+trace function back after it, without which no later test in the process would
+be recorded, and lists it as *blind*, so that the runner lets it try every mutant.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import sys
 import time
 from collections.abc import Generator
 from pathlib import Path
@@ -32,6 +37,8 @@ _durations: dict[str, float] = {}
 # Tests that ran while a multiprocessing child (a pool worker) was alive: a worker
 # started by one test may run the tasks of the next tests of its file.
 _with_children: list[str] = []
+# Tests that replaced coverage's trace function: what they ran is not all recorded.
+_blind: list[str] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -46,9 +53,13 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
     os.environ[CHILD_CONTEXT_VARIABLE] = CHILD_PREFIX + item.nodeid
     if measuring is not None:
         measuring.switch_context(item.nodeid)
+    tracer = sys.gettrace()
     started = time.perf_counter()
     yield
     _durations[item.nodeid] = time.perf_counter() - started
+    if sys.gettrace() is not tracer:
+        _blind.append(item.nodeid)
+        sys.settrace(tracer)
     if multiprocessing.active_children():
         _with_children.append(item.nodeid)
     if measuring is not None:
@@ -59,5 +70,5 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     target = os.environ.get("TRACECTRL_MUTATION_DURATIONS")
     if target:
-        report = {"durations": _durations, "with_children": _with_children}
+        report = {"durations": _durations, "with_children": _with_children, "blind": _blind}
         Path(target).write_text(json.dumps(report, indent=0), encoding="utf-8")
