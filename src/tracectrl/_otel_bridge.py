@@ -121,9 +121,9 @@ class OpenTelemetryBridge:
             _set_current_context(saved)
 
     def restore_span(self, token: object) -> None:
-        """Undo :meth:`hide_span`, safely even from another context."""
+        """Undo :meth:`hide_span`, safely even from another context (the exit warns, not this)."""
         context_token = cast("Token[Any]", token)
-        reset(context_token.var, context_token)
+        reset(context_token.var, context_token, warn=False)
 
     def attach_trace(self, trace: TraceContext | None) -> Token[TraceValue]:
         """Make ``trace`` OpenTelemetry's current span context; return the token to detach it.

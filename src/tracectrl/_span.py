@@ -101,9 +101,9 @@ def make_current(span: Any) -> object:
 
 
 def unmake_current(token: object) -> None:
-    """Undo :func:`make_current`, safely even from another context."""
+    """Undo :func:`make_current`, safely even from another context (the exit warns, not this)."""
     context_token = cast("Token[Any]", token)
-    reset(context_token.var, context_token)
+    reset(context_token.var, context_token, warn=False)
 
 
 def end_span(span: Any, error: BaseException | None) -> None:
@@ -113,9 +113,11 @@ def end_span(span: Any, error: BaseException | None) -> None:
     """
     api = _api
     try:
-        if error is not None and not isinstance(error, GeneratorExit) and api is not None:
-            span.record_exception(error)
-            span.set_status(api.error(api.error_code, f"{type(error).__name__}: {error}"))
-        span.end()
+        try:
+            if error is not None and not isinstance(error, GeneratorExit) and api is not None:
+                span.record_exception(error)
+                span.set_status(api.error(api.error_code, f"{type(error).__name__}: {error}"))
+        finally:
+            span.end()  # even when the error cannot be recorded (its str() raises)
     except Exception:  # instrumentation must never break the host program
         _log.debug("could not end a unit's span", exc_info=True)

@@ -424,8 +424,14 @@ def resume(suspended: Suspended) -> Entry:
     session_token = _set_session(suspended.session_id)
     trace_token = _set_trace(suspended.trace)
     otel = otel_context()
-    if suspended.otel is not otel:  # both None without OpenTelemetry
-        restore_otel_context(suspended.otel)
     span = suspended.span
-    extras = None if span is None else Extras(None, span, None)  # the span ends at the exit
+    if suspended.otel is None:
+        # No bridge to OpenTelemetry's context (its API loaded, the bridge not):
+        # only the unit's span is made current again, with a token to undo it.
+        span_token = None if span is None else make_current(span)
+    else:
+        span_token = None
+        if suspended.otel is not otel:
+            restore_otel_context(suspended.otel)
+    extras = None if span is None else Extras(None, span, span_token)  # span ends at the exit
     return (session_token, trace_token, extras, otel, suspended.frame, suspended.owned)

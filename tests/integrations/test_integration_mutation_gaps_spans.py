@@ -219,6 +219,8 @@ def test_unit_error_that_cannot_be_described_still_reaches_the_caller_and_is_log
     [record] = [r for r in caplog.records if "could not end" in r.getMessage()]
     assert record.exc_info is not None
     assert isinstance(record.exc_info[1], RuntimeError)
+    # The span is ended all the same, so it is exported.
+    assert [span.name for span in global_tracing.exporter.get_finished_spans()] == ["plan"]
 
 
 @pytest.fixture
