@@ -88,8 +88,8 @@ _instrumented = False
 # (the list Celery's own request Context uses to tell custom headers apart),
 # none of them a propagation field in any case: skipped unread, they leave the
 # few custom headers to compare case-insensitively.  A worker's request holds
-# about 30 attributes, and lowering every name cost ~8 us per task (a third of
-# the worker's overhead) before they were skipped.
+# about 30 attributes: lowering every name cost 44k instructions per task,
+# skipping Celery's 17k (cachegrind, Python 3.13), about 9 us less per task.
 _CELERY_NAMES = frozenset(
     name
     for name in (*vars(_Request), "lang", "task", "argsrepr", "kwargsrepr", "compression")
