@@ -109,6 +109,8 @@ def merge_baggage(fields: Sequence[str], key: str, encoded_value: str) -> str:
     ``encoded_value`` must already be encoded (see :func:`encode_baggage_value`).
     """
     first = f"{key}={encoded_value}"
+    if not fields:
+        return first  # the usual outgoing call: no baggage of its own to parse
     parts = [first]
     length = len(first)
     for member in baggage_members(fields):

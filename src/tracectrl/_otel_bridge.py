@@ -94,7 +94,7 @@ class OpenTelemetryBridge:
             return None
         values = context.copy()
         values[_SPAN_KEY] = INVALID_SPAN
-        return attach(Context(values))
+        return _set_current_context(Context(values))
 
     def stamp_session(self, session_id: str, names: tuple[str, ...]) -> None:
         """Set the session under ``names`` on the current local span where it lacks them."""
@@ -134,7 +134,7 @@ class OpenTelemetryBridge:
         the trace (OpenTelemetry's server instrumentation started it from the
         same headers), and replacing it would make later spans its siblings.
         """
-        context = get_current()
+        context = _current_context()
         if trace is None:
             span: Span = INVALID_SPAN
         else:
@@ -145,21 +145,22 @@ class OpenTelemetryBridge:
                 and type(current) is not _AttachedTraceSpan
                 and _continues(get_current_span(context), trace)
             ):
-                return attach(context)  # type: ignore[return-value]
+                return _set_current_context(context)  # type: ignore[return-value]
             span = attached = _new_span(_AttachedTraceSpan)
             attached.trace = trace
         # One copy of the context instead of set_span_in_context's two: this runs per request.
         values = context.copy()
         values[_SPAN_KEY] = span
         # Tokens are opaque to tracectrl; this one resets OpenTelemetry's context variable.
-        return attach(Context(values))  # type: ignore[return-value]
+        return _set_current_context(Context(values))  # type: ignore[return-value]
 
 
 def _look_up_current_context() -> tuple[Callable[[], Context], Callable[[Any], object]]:
     # OpenTelemetry's context lives in one ContextVar in its default runtime
     # context; reading it directly skips two Python calls of get_current(),
-    # which every unit of work makes.  Any other runtime context is read and
-    # written through the public functions.
+    # which every unit of work makes, and setting it two of attach() (which
+    # returns the same token), which every continued request makes.  Any other
+    # runtime context is read and written through the public functions.
     runtime = getattr(otel_context_module, "_RUNTIME_CONTEXT", None)
     variable = getattr(runtime, "_current_context", None)
     if isinstance(variable, ContextVar):

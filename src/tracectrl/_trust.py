@@ -120,10 +120,10 @@ def sign_session(headers: dict[str, str], session_id: str, key: SessionKeys | No
     signature covers the session id and that trace id, so it cannot be moved
     to another trace.  Without a key, nothing is added.
     """
-    # "00-" + trace-id: the version 00 traceparent this library writes.
-    signature = session_signature(session_id, headers[TRACEPARENT][3:35], key)
-    if signature is not None:
-        headers[SIGNATURE_HEADER] = signature
+    keys = session_keys(key)
+    if keys:
+        # "00-" + trace-id: the version 00 traceparent this library writes.
+        headers[SIGNATURE_HEADER] = _signature(keys[0], session_id, headers[TRACEPARENT][3:35])
 
 
 def session_signature(session_id: str, trace_id: str, key: SessionKeys | None) -> str | None:

@@ -84,6 +84,10 @@ def decode_session_id(raw: str, source: str) -> str | None:
         except UnicodeDecodeError:
             _log.debug("ignored %s %s: not percent-encoded UTF-8", source, preview(raw))
             return None
+    elif 0 < len(text) <= MAX_SESSION_ID_LENGTH:
+        # Printable and nothing decoded: the id rules below would only check
+        # these again (one call fewer per continued request).
+        return text
     problem = session_id_problem(text)
     if problem is not None:
         _log.debug("ignored %s %s: %s", source, preview(raw), problem)

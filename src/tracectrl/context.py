@@ -18,8 +18,6 @@ module emits.
 
 from __future__ import annotations
 
-import logging
-import uuid
 import warnings
 from typing import TYPE_CHECKING, Optional
 
@@ -27,22 +25,16 @@ from tracectrl._baggage import (
     baggage_members,
     merge_baggage,
 )
-from tracectrl._headers import header_field_pair, header_fields, header_values
-from tracectrl._sessionvar import fresh_session_id, session_var
+from tracectrl._continuation import Continued, enter, leave_trace, local_trace
+from tracectrl._headers import header_field_pair, header_values
+from tracectrl._sessionvar import session_var
 from tracectrl._tokens import reset_latest
 from tracectrl._trace import (
     TraceContext,
-    TraceValue,
-    UnitTrace,
     attach_trace,
     clear_trace,
     current_trace,
-    detach_trace,
-    hide_span,
     new_trace,
-    restore_span,
-    set_trace_state,
-    stamp_session,
 )
 from tracectrl._tracecontext import (
     outgoing_traceparent,
@@ -67,7 +59,6 @@ from tracectrl._wire import (
     TRACEPARENT,
     TRACESTATE,
     encode_session_id,
-    incoming_session_id,
 )
 from tracectrl.session import current_session_id
 
@@ -90,8 +81,6 @@ __all__ = [
     "inject_trace_headers",
     "propagation_headers",
 ]
-
-_log = logging.getLogger("tracectrl.context")
 
 
 def inject_trace_headers(headers: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -158,7 +147,7 @@ def extract_trace_headers(headers: object) -> TraceContext | None:
     trace = trace_from_fields(traceparents, tracestates)
     if trace is not None:
         attach_trace(trace)
-    elif _local_trace() is None:
+    elif local_trace() is None:
         clear_trace()
     return trace
 
@@ -275,7 +264,7 @@ class continue_session:
         TypeError: ``key`` is neither text, bytes, nor a sequence of them.
     """
 
-    __slots__ = ("_admission", "_entered", "_headers", "_session_tokens", "_trace_tokens")
+    __slots__ = ("_admission", "_entered", "_entries", "_headers", "_session_tokens")
 
     def __init__(
         self,
@@ -291,36 +280,17 @@ class continue_session:
         self._entered = False
         warn_if_session_env_set()
         # The session token of each open entry, newest last, and by the id of each
-        # (tokens are not hashable; an open entry keeps its token alive), the trace
-        # token taken by the same entry.
+        # (tokens are not hashable; an open entry keeps its token alive), the
+        # entry it belongs to, whose trace is undone with it.
         self._session_tokens: list[Token[Optional[str]]] = []
-        self._trace_tokens: dict[int, tuple[Token[TraceValue], object | None]] = {}
+        self._entries: dict[int, Continued] = {}
 
     def __enter__(self) -> str:
         self._entered = True
-        fields = header_fields(self._headers, ALL_NAMES)
-        local = _local_trace()
-        trace = trace_from_fields(fields.get(TRACEPARENT), fields.get(TRACESTATE)) or local
-        session_id = incoming_session_id(fields)
-        if self._admission is not None:
-            session_id, trace = self._admission.admit(fields, session_id, trace)
-        hidden = None
-        if trace is None:
-            # No traceparent and no server span: a new unit of work.  A remote
-            # span left in OpenTelemetry's context by earlier work is hidden,
-            # so that this request never joins another request's trace.
-            trace_token = set_trace_state(UnitTrace())
-            hidden = hide_span()
-        else:
-            trace_token = attach_trace(trace)
-        session_id = session_id or _new_session_id()
-        if local is not None:
-            # OpenTelemetry's server span started before this request's session was known.
-            stamp_session(session_id)
-        session_token = session_var.set(session_id)
-        self._trace_tokens[id(session_token)] = (trace_token, hidden)
-        self._session_tokens.append(session_token)
-        return session_id
+        entry = enter(self._headers, self._admission)
+        self._entries[id(entry.session_token)] = entry
+        self._session_tokens.append(entry.session_token)
+        return entry.session_id
 
     def __exit__(
         self,
@@ -330,10 +300,7 @@ class continue_session:
     ) -> None:
         undone = reset_latest(session_var, self._session_tokens)
         if undone is not None:
-            trace_token, hidden = self._trace_tokens.pop(id(undone))
-            if hidden is not None:
-                restore_span(hidden)
-            detach_trace(trace_token)
+            leave_trace(self._entries.pop(id(undone)))
 
     def __del__(self) -> None:
         if not self._entered:
@@ -358,14 +325,6 @@ class continue_session:
         self.__exit__(exc_type, exc, tb)
 
 
-def _local_trace() -> TraceContext | None:
-    # A local span in force (OpenTelemetry's server instrumentation started one
-    # for this request) already continues the request: keep it, rather than
-    # start a new trace beside it.
-    trace = current_trace()
-    return trace if trace is not None and not trace.is_remote else None
-
-
 def _add_trace_headers(headers: dict[str, str]) -> None:
     trace = current_trace()
     if trace is None:
@@ -377,12 +336,3 @@ def _add_trace_headers(headers: dict[str, str]) -> None:
 
 def _copy_without(headers: Mapping[str, str], names: frozenset[str]) -> dict[str, str]:
     return {key: value for key, value in headers.items() if key.lower() not in names}
-
-
-def _new_session_id() -> str:
-    try:
-        return fresh_session_id()
-    except ValueError as error:
-        # The wire path never raises: a bad $TRACECTRL_SESSION_ID gets a UUID here.
-        _log.debug("started a UUID session instead: %s", error)
-        return str(uuid.uuid4())
