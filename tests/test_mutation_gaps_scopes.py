@@ -118,7 +118,7 @@ def test_exited_continue_session_holds_no_token_and_a_spare_exit_changes_nothing
         with handler, handler:
             pass
     assert handler._session_tokens == []
-    assert handler._trace_tokens == {}
+    assert handler._entries == {}
     set_session_id("later")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -190,7 +190,7 @@ def test_continue_session_exited_in_a_thread_that_never_entered_it_changes_nothi
     handler.__exit__(None, None, None)
     assert (current_session_id(), current_trace()) == (None, None)
     assert handler._session_tokens == []
-    assert handler._trace_tokens == {}
+    assert handler._entries == {}
 
 
 def test_token_made_in_another_context_restores_a_variable_without_default_to_none() -> None:

@@ -70,6 +70,7 @@ CORE_MODULES = (
     "_wire",
     "_trust",
     "context",
+    "_continuation",
     "executors",
     "_contextcopy",
 )
