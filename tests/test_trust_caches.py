@@ -55,3 +55,32 @@ def test_a_key_used_twice_is_parsed_and_prepared_once() -> None:
     prepared = _trust._prepared_keys[b"steady-key"]
     assert _trust.session_signature("user-1", TRACE_ID, "steady-key") == signature
     assert _trust._prepared_keys[b"steady-key"] is prepared
+
+
+def _expected_signature(key: str, session_id: str, trace_id: str) -> str:
+    import hashlib
+    import hmac
+
+    message = f"{trace_id}:{session_id}".encode()
+    return "sha256=" + hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        ("other-key", "user-1", TRACE_ID),
+        ("steady-key", "user-2", TRACE_ID),
+        ("steady-key", "user-1", "0af7651916cd43dd8448eb211c80319c"),
+    ],
+    ids=["key", "session", "trace"],
+)
+def test_the_remembered_outgoing_signature_is_never_reused_for_another_key_session_or_trace(
+    changed: tuple[str, str, str],
+) -> None:
+    first = _trust.session_signature("user-1", TRACE_ID, "steady-key")
+    assert first == _expected_signature("steady-key", "user-1", TRACE_ID)
+    assert _trust.session_signature("user-1", TRACE_ID, "steady-key") == first
+    key, session_id, trace_id = changed
+    assert _trust.session_signature(session_id, trace_id, key) == _expected_signature(
+        key, session_id, trace_id
+    )

@@ -123,7 +123,9 @@ def sign_session(headers: dict[str, str], session_id: str, key: SessionKeys | No
     keys = session_keys(key)
     if keys:
         # "00-" + trace-id: the version 00 traceparent this library writes.
-        headers[SIGNATURE_HEADER] = _signature(keys[0], session_id, headers[TRACEPARENT][3:35])
+        headers[SIGNATURE_HEADER] = _outgoing_signature(
+            keys[0], session_id, headers[TRACEPARENT][3:35]
+        )
 
 
 def session_signature(session_id: str, trace_id: str, key: SessionKeys | None) -> str | None:
@@ -132,7 +134,28 @@ def session_signature(session_id: str, trace_id: str, key: SessionKeys | None) -
     ``key`` ``None`` means ``$TRACECTRL_SESSION_KEY``; of several keys, the first signs.
     """
     keys = session_keys(key)
-    return _signature(keys[0], session_id, trace_id) if keys else None
+    return _outgoing_signature(keys[0], session_id, trace_id) if keys else None
+
+
+def _outgoing_signature(key: bytes, session_id: str, trace_id: str) -> str:
+    """Return :func:`_signature`, from a one-entry memo when the last outgoing call had it.
+
+    Every outgoing call of one unit of work signs the same session and trace-id
+    (only the parent-id changes), so an agent calling several others in one turn
+    computes one HMAC.  Only the sending side remembers: a receiver checks every
+    signature it is given.
+    """
+    global _last_outgoing  # noqa: PLW0603 - one entry, replaced whole (atomic under the GIL)
+    signed = (key, session_id, trace_id)
+    last = _last_outgoing
+    if last[0] == signed:
+        return last[1]
+    signature = _signature(key, session_id, trace_id)
+    _last_outgoing = (signed, signature)
+    return signature
+
+
+_last_outgoing: tuple[tuple[bytes, str, str], str] = ((b"", "", ""), "")
 
 
 class Admission:
