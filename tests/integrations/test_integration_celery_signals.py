@@ -1,0 +1,58 @@
+"""The Celery integration's worker side driven by Celery's own signals, in this process.
+
+What a worker does around each task, without a broker: the task's request
+holds the message headers the publisher wrote, ``task_prerun`` enters the
+publisher's session and trace, and ``task_postrun`` gives the worker its own
+back.  The real worker, on a real broker, is in ``test_integration_celery.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from celery import Celery, signals
+
+from tracectrl import current_session_id, current_trace, session_scope, set_session_id
+from tracectrl.context import extract_trace_headers, propagation_headers
+from tracectrl.integrations import celery as celery_integration
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
+
+
+@pytest.fixture
+def task() -> Iterator[Any]:
+    celery_integration.instrument()
+    app = Celery("signals", set_as_current=False)
+
+    @app.task
+    def work() -> None:  # never run: only its request is used, as the worker's
+        pass
+
+    try:
+        yield work
+    finally:
+        celery_integration.uninstrument()
+
+
+def test_a_task_runs_under_its_publishers_session_and_the_worker_gets_its_own_back(
+    task: Any,
+) -> None:
+    with session_scope("publisher"):
+        extract_trace_headers({"traceparent": TRACEPARENT})
+        headers = propagation_headers()
+    set_session_id("worker-own")
+    before = current_trace()
+    task.push_request(id="task-1", task="work", **headers)
+    try:
+        signals.task_prerun.send(sender=task, task_id="task-1", task=task)
+        inside = (current_session_id(), current_trace())
+        signals.task_postrun.send(sender=task, task_id="task-1", task=task)
+    finally:
+        task.pop_request()
+    assert inside[0] == "publisher"
+    assert inside[1] is not None
+    assert inside[1].trace_id == TRACE_ID
+    assert (current_session_id(), current_trace()) == ("worker-own", before)
