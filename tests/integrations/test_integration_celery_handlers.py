@@ -1,9 +1,11 @@
-"""The Celery integration's worker side driven by Celery's own signals, in this process.
+"""The Celery integration's worker-side handlers, in this process.
 
 What a worker does around each task, without a broker: the task's request
-holds the message headers the publisher wrote, ``task_prerun`` enters the
-publisher's session and trace, and ``task_postrun`` gives the worker its own
-back.  The real worker, on a real broker, is in ``test_integration_celery.py``.
+holds the message headers the publisher wrote, the ``task_prerun`` handler
+enters the publisher's session and trace, and the ``task_postrun`` one gives
+the worker its own back.  The handlers are called directly, not through
+Celery's signals: other test modules connect receivers of their own to those.
+The real worker, on a real broker, is in ``test_integration_celery.py``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from celery import Celery, signals
+from celery import Celery
 
 from tracectrl import current_session_id, current_trace, session_scope, set_session_id
 from tracectrl.context import extract_trace_headers, propagation_headers
@@ -47,9 +49,9 @@ def test_a_task_runs_under_its_publishers_session_and_the_worker_gets_its_own_ba
     before = current_trace()
     task.push_request(id="task-1", task="work", **headers)
     try:
-        signals.task_prerun.send(sender=task, task_id="task-1", task=task)
+        celery_integration._on_prerun(task_id="task-1", task=task)
         inside = (current_session_id(), current_trace())
-        signals.task_postrun.send(sender=task, task_id="task-1", task=task)
+        celery_integration._on_postrun(task_id="task-1", task=task)
     finally:
         task.pop_request()
     assert inside[0] == "publisher"
