@@ -5,10 +5,15 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
+from contextvars import copy_context
+from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import anyio
 import pytest
 
+from tracectrl import _unit as unit_module
 from tracectrl import current_session_id, session_scope, set_session_id, with_session
 
 
@@ -179,3 +184,42 @@ def test_one_scope_object_shared_by_8_threads_restores_each_threads_own_session(
     finally:
         sys.setswitchinterval(interval)
     assert failures == []
+
+
+def test_an_exit_whose_entry_another_thread_trimmed_meanwhile_still_restores_its_session() -> None:
+    # A shared scope object drops its oldest open entries when too many pile up
+    # (forget_oldest).  Another thread may do that between this exit's reset and
+    # its removal of the entry: the exit still restores and does not raise.
+    shared = session_scope("shared")
+    set_session_id("caller")
+    shared.__enter__()
+    elsewhere = copy_context()
+    elsewhere.run(shared.__enter__)  # newest: this exit takes the slow path
+    code = unit_module.leave_latest.__code__
+    lines = Path(unit_module.__file__).read_text(encoding="utf-8").splitlines()
+    remove_line = next(
+        number
+        for number, line in enumerate(lines, 1)
+        if number > code.co_firstlineno and line.strip() == "entries.remove(entry)"
+    )
+    trimmed: list[list[object]] = []
+
+    def local(frame: FrameType, event: str, arg: object) -> Any:
+        if event == "line" and frame.f_lineno == remove_line and not trimmed:
+            trimmed.append(list(shared._entries))
+            unit_module.forget_oldest(shared._entries)  # what the other thread does, here
+        return local
+
+    def calls(frame: FrameType, event: str, arg: object) -> Any:
+        return local if frame.f_code is code else None
+
+    previous = sys.gettrace()
+    sys.settrace(calls)
+    try:
+        shared.__exit__(None, None, None)
+    finally:
+        sys.settrace(previous)
+    assert len(trimmed) == 1
+    assert len(trimmed[0]) == 2
+    assert current_session_id() == "caller"
+    assert shared._entries == []

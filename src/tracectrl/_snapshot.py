@@ -75,7 +75,7 @@ class applied:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        detach_trace(self._trace_token)
+        detach_trace(self._trace_token)  # the session's reset warns for both
         reset(session_var, self._session_token)
         if self._otel is not None:
             restore_otel_context(self._otel)

@@ -186,8 +186,10 @@ def detach_trace(token: Token[TraceValue]) -> None:
     Every token is a :class:`contextvars.Token`, of tracectrl's variable or of
     OpenTelemetry's, so one reset serves both (OpenTelemetry's own ``detach``
     logs an error and restores nothing when the token is from elsewhere).
+    It never warns: its callers undo the session too, whose reset warns once for
+    both when the exit is in another context.
     """
-    reset(token.var, token)
+    reset(token.var, token, warn=False)
 
 
 def hide_span() -> object | None:

@@ -359,17 +359,24 @@ def finish_interrupted_exit(
 
 
 def _leave_rest(entry: Entry, error: BaseException | None) -> None:
-    """Undo an entry whose session token is already reset."""
-    extras = entry[2]
-    if extras is not None:
-        leave_extras(extras, error)
-    if entry[3] is not None:
-        restore_otel_context(entry[3])
-    trace_token = entry[1]
-    reset(trace_token.var, trace_token)
-    owned = entry[5]
-    if owned is not None:
-        owned.closed = True
+    """Undo an entry whose session token is already reset.
+
+    Ending the span runs OpenTelemetry's code; a second interrupt landing there
+    still leaves OpenTelemetry's context and the trace as they were before the
+    entry.
+    """
+    try:
+        extras = entry[2]
+        if extras is not None:
+            leave_extras(extras, error)
+    finally:
+        if entry[3] is not None:
+            restore_otel_context(entry[3])
+        trace_token = entry[1]
+        reset(trace_token.var, trace_token)
+        owned = entry[5]
+        if owned is not None:
+            owned.closed = True
 
 
 def leave_extras(extras: Extras, error: BaseException | None) -> None:

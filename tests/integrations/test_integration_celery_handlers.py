@@ -10,7 +10,10 @@ The real worker, on a real broker, is in ``test_integration_celery.py``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
+from contextvars import copy_context
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -58,3 +61,52 @@ def test_a_task_runs_under_its_publishers_session_and_the_worker_gets_its_own_ba
     assert inside[1] is not None
     assert inside[1].trace_id == TRACE_ID
     assert (current_session_id(), current_trace()) == ("worker-own", before)
+
+
+def test_a_postrun_in_another_context_than_its_prerun_restores_there_and_warns_once(
+    task: Any,
+) -> None:
+    # The worker's handlers run in one thread, one context; should a pool run
+    # them in two, the task's session is still taken out of the context the
+    # postrun runs in, and one warning, naming the integration, says so.
+    with session_scope("publisher"):
+        headers = propagation_headers()
+    task.push_request(id="task-2", task="work", **headers)
+    try:
+        prerun = copy_context()
+        prerun.run(celery_integration._on_prerun, task_id="task-2", task=task)
+        postrun = prerun.copy()
+        with warnings.catch_warnings(record=True) as warned:
+            warnings.simplefilter("always")
+            postrun.run(celery_integration._on_postrun, task_id="task-2", task=task)
+    finally:
+        task.pop_request()
+    assert prerun.run(current_session_id) == "publisher"
+    assert postrun.run(current_session_id) is None
+    assert postrun.run(current_trace) is None
+    assert [(w.category, Path(w.filename).name) for w in warned] == [
+        (RuntimeWarning, "celery.py")
+    ]
+    assert Path(warned[0].filename).parent.name == "integrations"
+    assert "different thread or task" in str(warned[0].message)
+
+
+def test_an_eager_tasks_postrun_in_another_context_restores_there_and_warns_once(
+    task: Any,
+) -> None:
+    # Run inline by apply(), a task takes the caller's own session and trace.
+    set_session_id("caller")
+    task.push_request(id="task-3", task="work", is_eager=True)
+    try:
+        prerun = copy_context()
+        prerun.run(celery_integration._on_prerun, task_id="task-3", task=task)
+        postrun = prerun.copy()
+        postrun.run(set_session_id, "changed-by-the-task")
+        with warnings.catch_warnings(record=True) as warned:
+            warnings.simplefilter("always")
+            postrun.run(celery_integration._on_postrun, task_id="task-3", task=task)
+    finally:
+        task.pop_request()
+    assert postrun.run(current_session_id) == "caller"
+    assert [w.category for w in warned] == [RuntimeWarning]
+    assert "different thread or task" in str(warned[0].message)

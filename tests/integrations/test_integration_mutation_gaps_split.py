@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextvars import copy_context
 
 import anyio
@@ -19,7 +19,7 @@ import pytest
 from _servers import serving_asgi
 from fastapi import Depends, Header
 
-from tracectrl import current_session_id, session_scope
+from tracectrl import current_session_id, session_scope, with_session
 from tracectrl.integrations.asgi import Receive, Scope, Send
 
 
@@ -102,3 +102,46 @@ def test_sync_generator_dependency_leaving_its_scope_through_helpers_fails_loudl
     else:
         assert errors == []
         assert any("never entered it" in str(w.message) for w in warned)
+
+
+class _Pause:
+    """An awaitable that suspends its coroutine once, with no event loop."""
+
+    def __await__(self) -> Generator[None, None, None]:
+        yield
+
+
+def test_sync_generator_dependency_finishing_a_decorated_call_after_yield_fails_loudly() -> None:
+    # The decorated coroutine is entered in the thread-pool call before the
+    # yield and finished in the one after it, each in its own throwaway copy of
+    # the request's context: the unit's exit is the teardown's, and fails loudly.
+    api = fastapi.FastAPI()
+    errors: list[BaseException] = []
+
+    @with_session("agent")
+    async def agent() -> None:
+        await _Pause()
+
+    def sync_session() -> Iterator[None]:
+        call = agent()
+        call.send(None)  # inside the unit, paused
+        yield
+        with contextlib.suppress(StopIteration):
+            call.send(None)
+
+    @api.get("/sync", dependencies=[Depends(sync_session)])
+    async def endpoint() -> dict[str, object]:
+        return {"session": current_session_id()}
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await api(scope, receive, send)
+        except Exception as error:
+            errors.append(error)
+            raise
+
+    with serving_asgi(app) as url, httpx.Client(headers={"Connection": "close"}) as client:
+        body = client.get(f"{url}/sync").json()
+    assert body == {"session": None}
+    assert [type(error) for error in errors] == [RuntimeError]
+    assert "sync generator" in str(errors[0])

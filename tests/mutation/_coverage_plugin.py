@@ -11,10 +11,11 @@ started it, so the runner maps child lines to that test and to every test of its
 file that ran while a multiprocessing child was alive.
 It also records each test's duration, so the runner can run the fastest first
 and size its timeouts.  A test that replaces coverage's trace function (the
-interrupt tests of ``test_exits.py`` install their own, and end with
-``sys.settrace(None)``) runs lines coverage cannot see: the plugin puts the
-trace function back after it, without which no later test in the process would
-be recorded, and lists it as *blind*, so that the runner lets it try every mutant.
+interrupt tests install their own; some end with ``sys.settrace(None)``, others
+put the previous one back) runs lines coverage cannot see: the plugin notices
+every ``sys.settrace`` call a test makes, puts coverage's trace function back
+after it, without which no later test in the process would be recorded, and
+lists the test as *blind*, so that the runner lets it try every mutant.
 """
 
 from __future__ import annotations
@@ -54,10 +55,23 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
     if measuring is not None:
         measuring.switch_context(item.nodeid)
     tracer = sys.gettrace()
+    replaced = False
+    settrace = sys.settrace
+
+    def noting_settrace(function: object) -> None:
+        # A test that restores the tracer it found still ran lines unrecorded.
+        nonlocal replaced
+        replaced = True
+        settrace(function)  # type: ignore[arg-type]
+
+    sys.settrace = noting_settrace
     started = time.perf_counter()
-    yield
+    try:
+        yield
+    finally:
+        sys.settrace = settrace
     _durations[item.nodeid] = time.perf_counter() - started
-    if sys.gettrace() is not tracer:
+    if replaced or sys.gettrace() is not tracer:
         _blind.append(item.nodeid)
         sys.settrace(tracer)
     if multiprocessing.active_children():
