@@ -84,9 +84,7 @@ def test_a_postrun_in_another_context_than_its_prerun_restores_there_and_warns_o
     assert prerun.run(current_session_id) == "publisher"
     assert postrun.run(current_session_id) is None
     assert postrun.run(current_trace) is None
-    assert [(w.category, Path(w.filename).name) for w in warned] == [
-        (RuntimeWarning, "celery.py")
-    ]
+    assert [(w.category, Path(w.filename).name) for w in warned] == [(RuntimeWarning, "celery.py")]
     assert Path(warned[0].filename).parent.name == "integrations"
     assert "different thread or task" in str(warned[0].message)
 
