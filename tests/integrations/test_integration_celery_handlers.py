@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from contextvars import copy_context
+from contextvars import Context, copy_context
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,24 @@ def test_a_task_runs_under_its_publishers_session_and_the_worker_gets_its_own_ba
     assert (current_session_id(), current_trace()) == ("worker-own", before)
 
 
+def _prerun_and_postrun_in_two_contexts(
+    task: Any, task_id: str, **request: Any
+) -> tuple[Context, Context, list[warnings.WarningMessage]]:
+    """Run the task's prerun in one context and its postrun in a copy of it made after."""
+    task.push_request(id=task_id, task="work", **request)
+    try:
+        prerun = copy_context()
+        prerun.run(celery_integration._on_prerun, task_id=task_id, task=task)
+        postrun = prerun.copy()
+        postrun.run(set_session_id, "changed-by-the-task")
+        with warnings.catch_warnings(record=True) as warned:
+            warnings.simplefilter("always")
+            postrun.run(celery_integration._on_postrun, task_id=task_id, task=task)
+    finally:
+        task.pop_request()
+    return prerun, postrun, warned
+
+
 def test_a_postrun_in_another_context_than_its_prerun_restores_there_and_warns_once(
     task: Any,
 ) -> None:
@@ -71,19 +89,9 @@ def test_a_postrun_in_another_context_than_its_prerun_restores_there_and_warns_o
     # postrun runs in, and one warning, naming the integration, says so.
     with session_scope("publisher"):
         headers = propagation_headers()
-    task.push_request(id="task-2", task="work", **headers)
-    try:
-        prerun = copy_context()
-        prerun.run(celery_integration._on_prerun, task_id="task-2", task=task)
-        postrun = prerun.copy()
-        with warnings.catch_warnings(record=True) as warned:
-            warnings.simplefilter("always")
-            postrun.run(celery_integration._on_postrun, task_id="task-2", task=task)
-    finally:
-        task.pop_request()
+    prerun, postrun, warned = _prerun_and_postrun_in_two_contexts(task, "task-2", **headers)
     assert prerun.run(current_session_id) == "publisher"
-    assert postrun.run(current_session_id) is None
-    assert postrun.run(current_trace) is None
+    assert (postrun.run(current_session_id), postrun.run(current_trace)) == (None, None)
     assert [(w.category, Path(w.filename).name) for w in warned] == [(RuntimeWarning, "celery.py")]
     assert Path(warned[0].filename).parent.name == "integrations"
     assert "different thread or task" in str(warned[0].message)
@@ -94,17 +102,7 @@ def test_an_eager_tasks_postrun_in_another_context_restores_there_and_warns_once
 ) -> None:
     # Run inline by apply(), a task takes the caller's own session and trace.
     set_session_id("caller")
-    task.push_request(id="task-3", task="work", is_eager=True)
-    try:
-        prerun = copy_context()
-        prerun.run(celery_integration._on_prerun, task_id="task-3", task=task)
-        postrun = prerun.copy()
-        postrun.run(set_session_id, "changed-by-the-task")
-        with warnings.catch_warnings(record=True) as warned:
-            warnings.simplefilter("always")
-            postrun.run(celery_integration._on_postrun, task_id="task-3", task=task)
-    finally:
-        task.pop_request()
+    _, postrun, warned = _prerun_and_postrun_in_two_contexts(task, "task-3", is_eager=True)
     assert postrun.run(current_session_id) == "caller"
     assert [w.category for w in warned] == [RuntimeWarning]
     assert "different thread or task" in str(warned[0].message)

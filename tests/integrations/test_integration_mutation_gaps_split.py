@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextvars import copy_context
 
 import anyio
@@ -57,6 +57,32 @@ def test_generator_advanced_by_code_in_anyios_thread_pool_is_not_taken_for_a_dep
     assert current_session_id() is None
 
 
+def _request_with_dependency(
+    dependency: Callable[..., Iterator[None]], headers: dict[str, str]
+) -> tuple[object, list[BaseException], list[warnings.WarningMessage]]:
+    """Serve a FastAPI endpoint guarded by ``dependency``; return its body, the app's errors
+    and the warnings."""
+    api = fastapi.FastAPI()
+    errors: list[BaseException] = []
+
+    @api.get("/sync", dependencies=[Depends(dependency)])
+    async def endpoint() -> dict[str, object]:
+        return {"session": current_session_id()}
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await api(scope, receive, send)
+        except Exception as error:
+            errors.append(error)
+            raise
+
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        with serving_asgi(app) as url, httpx.Client(headers={"Connection": "close"}) as client:
+            body = client.get(f"{url}/sync", headers=headers).json()
+    return body, errors, warned
+
+
 def _leave(scope: session_scope, calls: int) -> None:
     if calls > 1:
         _leave(scope, calls - 1)
@@ -71,8 +97,6 @@ def test_sync_generator_dependency_leaving_its_scope_through_helpers_fails_loudl
     # The check looks up to ten frames above it, past the application's own
     # functions: three are the scope's exit, so six helper calls still fail
     # loudly, and a seventh takes the dependency out of sight (it only warns).
-    api = fastapi.FastAPI()
-    errors: list[BaseException] = []
 
     def sync_session(x_user: str = Header()) -> Iterator[None]:
         scope = session_scope(x_user)
@@ -80,21 +104,7 @@ def test_sync_generator_dependency_leaving_its_scope_through_helpers_fails_loudl
         yield
         _leave(scope, calls)
 
-    @api.get("/sync", dependencies=[Depends(sync_session)])
-    async def endpoint() -> dict[str, object]:
-        return {"session": current_session_id()}
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await api(scope, receive, send)
-        except Exception as error:
-            errors.append(error)
-            raise
-
-    with warnings.catch_warnings(record=True) as warned:
-        warnings.simplefilter("always")
-        with serving_asgi(app) as url, httpx.Client(headers={"Connection": "close"}) as client:
-            body = client.get(f"{url}/sync", headers={"x-user": "bob"}).json()
+    body, errors, warned = _request_with_dependency(sync_session, {"x-user": "bob"})
     assert body == {"session": None}
     if fails:
         assert [type(error) for error in errors] == [RuntimeError]
@@ -115,9 +125,6 @@ def test_sync_generator_dependency_finishing_a_decorated_call_after_yield_fails_
     # The decorated coroutine is entered in the thread-pool call before the
     # yield and finished in the one after it, each in its own throwaway copy of
     # the request's context: the unit's exit is the teardown's, and fails loudly.
-    api = fastapi.FastAPI()
-    errors: list[BaseException] = []
-
     @with_session("agent")
     async def agent() -> None:
         await _Pause()
@@ -129,19 +136,7 @@ def test_sync_generator_dependency_finishing_a_decorated_call_after_yield_fails_
         with contextlib.suppress(StopIteration):
             call.send(None)
 
-    @api.get("/sync", dependencies=[Depends(sync_session)])
-    async def endpoint() -> dict[str, object]:
-        return {"session": current_session_id()}
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await api(scope, receive, send)
-        except Exception as error:
-            errors.append(error)
-            raise
-
-    with serving_asgi(app) as url, httpx.Client(headers={"Connection": "close"}) as client:
-        body = client.get(f"{url}/sync").json()
+    body, errors, _ = _request_with_dependency(sync_session, {})
     assert body == {"session": None}
     assert [type(error) for error in errors] == [RuntimeError]
     assert "sync generator" in str(errors[0])
