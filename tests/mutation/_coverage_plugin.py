@@ -59,9 +59,13 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
     settrace = sys.settrace
 
     def noting_settrace(function: object) -> None:
-        # A test that restores the tracer it found still ran lines unrecorded.
+        # A test that restores the tracer it found still ran lines unrecorded.  Every new
+        # thread calls this to install coverage's tracer there (threading's bootstrap,
+        # then coverage itself): those calls are not a test's.
         nonlocal replaced
-        replaced = True
+        caller = str(sys._getframe(1).f_globals.get("__name__", ""))
+        if caller != "threading" and not caller.startswith("coverage"):
+            replaced = True
         settrace(function)  # type: ignore[arg-type]
 
     sys.settrace = noting_settrace
