@@ -755,8 +755,9 @@ def run_mutant(
 
 
 def print_table(results: Sequence[Result], modules: Sequence[str]) -> list[str]:
+    width = max(len(name) for name in [*modules, "module"])
     header = (
-        f"| {'module':<14} | {'mutants':>7} | {'killed':>6} | {'survived':>8} |"
+        f"| {'module':<{width}} | {'mutants':>7} | {'killed':>6} | {'survived':>8} |"
         f" {'not covered':>11} | {'equivalent':>10} | {'score':>6} |"
     )
     lines = [header, "|" + "|".join("-" * (len(cell)) for cell in header.split("|")[1:-1]) + "|"]
@@ -769,7 +770,7 @@ def print_table(results: Sequence[Result], modules: Sequence[str]) -> list[str]:
         real = total - counts["equivalent"]
         score = 100.0 * counts["killed"] / real if real else 100.0
         lines.append(
-            f"| {module:<14} | {total:>7} | {counts['killed']:>6} | {counts['survived']:>8} |"
+            f"| {module:<{width}} | {total:>7} | {counts['killed']:>6} | {counts['survived']:>8} |"
             f" {counts['not covered']:>11} | {counts['equivalent']:>10} | {score:>5.1f}% |"
         )
     return lines
