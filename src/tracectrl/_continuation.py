@@ -98,7 +98,6 @@ def leave_trace(entry: Continued) -> None:
     """Restore the trace from before :func:`enter` (the session is the caller's to restore)."""
     if entry.hidden is not None:
         restore_span(entry.hidden)
-    # Undone where the session was, whose reset (made first) warns for both.
     detach_trace(entry.trace_token)
 
 

@@ -286,8 +286,8 @@ def leave_latest(entries: list[Entry], error: BaseException | None) -> None:
     exiting context's session or trace.
     """
     trace_now = _get_trace()
+    session_now = _get_session()  # a refused reset below changes nothing
     for entry in reversed(entries[:]):  # a copy: other threads change the list meanwhile
-        session_now = _get_session()
         try:
             _reset_session(entry[0])
         except (ValueError, RuntimeError):
