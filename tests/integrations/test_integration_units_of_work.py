@@ -21,7 +21,9 @@ from _tracing import Tracing
 from opentelemetry import trace
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware as OtelASGIMiddleware
 from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware as OtelWSGIMiddleware
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -30,6 +32,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tracectrl import (
+    _span,
     current_session_id,
     current_trace,
     extract_trace_headers,
@@ -145,6 +148,25 @@ def test_span_option_starts_an_internal_span_with_the_session_and_attributes(
     assert span.context is not None
     assert inside.span_id == f"{span.context.span_id:016x}"
     assert trace.get_current_span() is trace.INVALID_SPAN
+
+
+def test_span_option_sets_the_session_itself_and_keeps_one_passed_in_attributes(
+    global_tracing: Tracing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A provider with no SessionSpanProcessor: the attribute is span='s own doing.
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    api = _span._load()
+    assert api is not None
+    monkeypatch.setattr(api, "tracer", provider.get_tracer("tracectrl"))
+    with session_scope("conversation", span="bare"):
+        pass
+    with session_scope("conversation", span="own", attributes={SESSION_ID_ATTRIBUTE: "mine"}):
+        pass
+    bare, own = exporter.get_finished_spans()
+    assert dict(bare.attributes or {}) == {SESSION_ID_ATTRIBUTE: "conversation"}
+    assert dict(own.attributes or {}) == {SESSION_ID_ATTRIBUTE: "mine"}
 
 
 def test_span_true_names_the_span_after_the_function_and_records_a_raise(
