@@ -164,9 +164,9 @@ def enter_into(  # noqa: PLR0915 - one body: every call saved is on the hot path
             owned: UnitTrace | None = _new_unit_trace()
             frame: TraceValue = owned
             trace_token = _set_trace(owned)
-            if otel is not None and bridge is not None:
-                in_force = otel.get(bridge.span_key)
-                if in_force is not None and in_force is not bridge.no_span:
+            if otel:  # an empty context (the usual case) holds no span; never one without a bridge
+                in_force = otel.get(bridge.span_key)  # type: ignore[union-attr]
+                if in_force is not None and in_force is not bridge.no_span:  # type: ignore[union-attr]
                     hidden = hide_span()
         else:
             link_to = None
@@ -176,7 +176,7 @@ def enter_into(  # noqa: PLR0915 - one body: every call saved is on the hot path
                 # No trace of tracectrl's: is there a span in OpenTelemetry's context?
                 # Read from the context already in hand; asking the bridge for the
                 # trace (trace_in_force) cost a sixth of a joining entry.
-                in_force = None if otel is None else otel.get(bridge.span_key)  # type: ignore[union-attr]
+                in_force = otel.get(bridge.span_key) if otel else None  # type: ignore[union-attr]
                 if (
                     in_force is None
                     or in_force is bridge.no_span  # type: ignore[union-attr]

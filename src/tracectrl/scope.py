@@ -141,7 +141,7 @@ class session_scope:
         if session_id is not _last_checked_id or new:
             mode = _checked_scope_id(session_id, new)
         self._session_id = mode
-        self._new_trace = _trace_rule(new, new_trace)
+        self._new_trace = None if new_trace is None and not new else _trace_rule(new, new_trace)
         self._span = None if span is None else _span_request(span, attributes)
         # One entry per open entry (session token, trace token, extras), newest
         # last, touched only by single list operations, each atomic (see

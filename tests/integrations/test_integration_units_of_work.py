@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -16,8 +17,10 @@ import flask
 import httpx
 import pytest
 import requests
+import structlog
 from _servers import serving_asgi, serving_wsgi
 from _tracing import Tracing
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware as OtelASGIMiddleware
 from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware as OtelWSGIMiddleware
@@ -33,6 +36,7 @@ from starlette.routing import Route
 
 from tracectrl import (
     _span,
+    continue_session,
     current_session_id,
     current_trace,
     extract_trace_headers,
@@ -49,6 +53,7 @@ from tracectrl.integrations.otel import (
     SESSION_ID_ATTRIBUTE,
     SessionSpanProcessor,
 )
+from tracectrl.integrations.structlog import add_session_context
 
 FORMAT = "%(session_id)s %(trace_id)s %(span_id)s %(message)s"
 
@@ -126,6 +131,59 @@ def test_a_call_inside_a_span_names_that_exported_span_as_the_parent(tracing: Tr
     assert span is not None
 
 
+def test_a_call_outside_any_span_names_a_placeholder_parent_in_the_units_trace(
+    tracing: Tracing,
+) -> None:
+    # The documented rule outside any span: the callee joins the unit's trace,
+    # under a parent-id that stands for the caller's unit and that nobody exports.
+    async def agent_b(request: Request) -> JSONResponse:
+        return JSONResponse({"session": current_session_id()})
+
+    inner = Starlette(routes=[Route("/", agent_b)], middleware=[Middleware(SessionASGIMiddleware)])
+    app = OtelASGIMiddleware(inner, tracer_provider=tracing.provider)
+    with serving_asgi(app) as url, session_scope("conversation-2"):
+        unit = current_trace()
+        headers = propagation_headers()
+        body = httpx.get(url, headers=headers).json()
+    assert unit is not None
+    assert body == {"session": "conversation-2"}
+    _, sent_trace, sent_parent, _ = headers["traceparent"].split("-")
+    spans = tracing.exporter.get_finished_spans()
+    (server,) = [span for span in spans if span.kind is SpanKind.SERVER]
+    assert server.parent is not None
+    assert (hex_trace(server), f"{server.parent.span_id:016x}") == (unit.trace_id, sent_parent)
+    assert sent_trace == unit.trace_id
+    assert sent_parent not in {f"{span.context.span_id:016x}" for span in spans if span.context}
+
+
+# Finding 3: a stale trace in OpenTelemetry's context ----------------------------------------
+
+
+def test_a_request_without_traceparent_never_joins_a_remote_span_left_in_opentelemetrys_context(
+    tracing: Tracing,
+) -> None:
+    stale = trace.NonRecordingSpan(
+        trace.SpanContext(
+            int(CALLER_TRACE_ID, 16),
+            int(CALLER_SPAN_ID, 16),
+            is_remote=True,
+            trace_flags=trace.TraceFlags(1),
+        )
+    )
+    token = otel_context.attach(trace.set_span_in_context(stale))  # left by earlier work
+    try:
+        with continue_session({"X-TraceCtrl-Session": "next-user"}):
+            inside = current_trace()
+            sent = propagation_headers()["traceparent"].split("-")[1]
+            assert trace.get_current_span() is not stale
+        assert trace.get_current_span() is stale
+    finally:
+        otel_context.detach(token)
+    assert inside is not None
+    assert CALLER_TRACE_ID not in (inside.trace_id, sent)
+    assert sent == inside.trace_id
+
+
 # B: span= --------------------------------------------------------------------------------
 
 
@@ -200,6 +258,26 @@ def test_a_new_conversation_inside_a_span_is_a_new_trace_linked_to_the_caller(
     assert new.parent is None
     assert hex_trace(new) != hex_trace(spans["caller"])
     assert [link.context.span_id for link in new.links] == [caller.get_span_context().span_id]
+
+
+def test_a_new_conversation_in_a_started_trace_links_to_that_trace(
+    global_tracing: Tracing,
+) -> None:
+    @with_session(new=True, span="conversation")
+    def conversation() -> None:
+        pass
+
+    with session_scope("outer"):  # a trace tracectrl started: no span of its own
+        outer = current_trace()
+        conversation()
+    assert outer is not None
+    (new,) = global_tracing.exporter.get_finished_spans()
+    assert new.parent is None
+    assert hex_trace(new) != outer.trace_id
+    ((link_trace, link_span),) = [
+        (f"{link.context.trace_id:032x}", f"{link.context.span_id:016x}") for link in new.links
+    ]
+    assert (link_trace, link_span) == (outer.trace_id, outer.span_id)
 
 
 def test_a_generators_span_covers_its_body_and_the_caller_never_sees_it(
@@ -468,6 +546,35 @@ def test_session_log_filter_on_a_handler_stamps_records_of_child_loggers() -> No
     ((session_id, trace_id, span_id, message),) = lines(stream)
     assert (session_id, span_id, message) == ("conversation-f", "None", "hello")
     assert len(trace_id) == 32
+
+
+def test_session_log_filter_and_structlog_give_the_span_in_force(global_tracing: Tracing) -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(session_logging.SessionLogFilter())
+    handler.setFormatter(logging.Formatter(FORMAT))
+    logger = logging.getLogger("filtered-in-a-span")
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    output = io.StringIO()
+    events = structlog.wrap_logger(
+        structlog.PrintLogger(output),
+        processors=[add_session_context, structlog.processors.JSONRenderer()],
+    )
+    try:
+        with session_scope("conversation-s", span="step"):
+            span = trace.get_current_span()
+            logger.info("in a span")
+            events.info("in a span")
+    finally:
+        logger.removeHandler(handler)
+    context = span.get_span_context()
+    ((session_id, trace_id, span_id, _message),) = lines(stream)
+    (event,) = [json.loads(line) for line in output.getvalue().splitlines()]
+    expected = ("conversation-s", f"{context.trace_id:032x}", f"{context.span_id:016x}")
+    assert (session_id, trace_id, span_id) == expected
+    assert (event["session_id"], event["trace_id"], event["span_id"]) == expected
 
 
 # Issue 11: either middleware order is clean ----------------------------------------------
