@@ -164,6 +164,19 @@ def test_new_session_never_shares_the_callers_trace() -> None:
         assert trace_id() == TRACE_ID
 
 
+def test_new_session_starts_a_new_trace_even_when_the_env_gives_the_same_id(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # $TRACECTRL_SESSION_ID makes every new session the same id: still a new turn.
+    monkeypatch.setenv("TRACECTRL_SESSION_ID", "pinned")
+    with session_scope("pinned"):
+        outer = trace_id()
+        with session_scope(new=True) as sid:
+            assert sid == "pinned"
+            assert trace_id() not in (None, outer)
+        assert trace_id() == outer
+
+
 def test_new_trace_false_with_new_session_is_refused() -> None:
     with pytest.raises(ValueError, match="new=True starts a new trace"):
         session_scope(new=True, new_trace=False)
