@@ -10,13 +10,45 @@ would ever be tested.
 
 from __future__ import annotations
 
+import importlib.util
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterator, Sequence
+from importlib.abc import MetaPathFinder
+from importlib.machinery import ModuleSpec
+from types import ModuleType
+from typing import Optional
 
 import pytest
 
-from tracectrl import _trace, _trust
-from tracectrl.session import _session_id
+#: Set by tests/run_all.sh for its pass without OpenTelemetry: every interpreter has
+#: ``opentelemetry-api`` installed, so this pass makes it, and OpenInference, unimportable.
+WITHOUT_OPENTELEMETRY = os.environ.get("TRACECTRL_TESTS_WITHOUT_OPENTELEMETRY") == "1"
+
+
+class _Uninstalled(MetaPathFinder):
+    """Make OpenTelemetry and OpenInference look uninstalled, as on a machine without them."""
+
+    BLOCKED = frozenset({"opentelemetry", "openinference"})
+
+    def find_spec(
+        self,
+        fullname: str,
+        path: Optional[Sequence[str]] = None,
+        target: Optional[ModuleType] = None,
+    ) -> Optional[ModuleSpec]:
+        if fullname.partition(".")[0] in self.BLOCKED:
+            raise ModuleNotFoundError(f"No module named {fullname!r}", name=fullname)
+        return None
+
+
+if WITHOUT_OPENTELEMETRY:
+    if any(name.partition(".")[0] in _Uninstalled.BLOCKED for name in sys.modules):
+        raise RuntimeError("OpenTelemetry was imported before the tests could block it")
+    sys.meta_path.insert(0, _Uninstalled())
+
+from tracectrl import _trace, _trust  # noqa: E402 - after the blocker, which it must not bypass
+from tracectrl.session import _session_id  # noqa: E402 - see above
 
 # Ray's servers (GCS, raylet, workers, the runtime-env agent) listen on every
 # interface and talk over the machine's own address unless Ray is told this is a
@@ -62,3 +94,13 @@ def _clean_context(
     _trace.detach_trace(trace_token)
     _trace._trace_context.reset(started_token)
     _session_id.reset(session_token)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """In the pass without OpenTelemetry, prove it is out of reach before any test runs."""
+    if WITHOUT_OPENTELEMETRY:
+        try:
+            importlib.util.find_spec("opentelemetry")
+        except ModuleNotFoundError:
+            return
+        raise RuntimeError("the pass without OpenTelemetry can still import it")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every check tracectrl has, from a fresh clone: installs what it needs into .venv/,
 # then runs ruff, mypy --strict, the strict docs build and its screenshots, pytest on every pyenv
-# Python 3.9-3.13, and every example.  Exits non-zero on the first failure.
+# Python 3.9-3.13 (and the core tests again without OpenTelemetry), and every example.  Exits
+# non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -117,6 +118,25 @@ for minor in "${MINORS[@]}"; do
         log "pytest on Python $minor (the Phoenix end-to-end tests run on $TOOLS_MINOR)"
         ".venv/py$minor/bin/python" -m pytest -q -p no:cacheprovider -m "not phoenix"
     fi
+done
+
+# The core tests once more per interpreter with OpenTelemetry and OpenInference made
+# unimportable (TRACECTRL_TESTS_WITHOUT_OPENTELEMETRY, see tests/conftest.py), as on a machine
+# that has neither: the venvs have them for the other tests.  Left out: the modules that import
+# them to run at all, the tests of the OpenTelemetry path (named so, or the fixture's
+# "opentelemetry" parameter), and langsmith's pytest plugin, which imports OpenTelemetry.
+NEEDS_OPENTELEMETRY="test_comparisons.py test_regressions.py test_docs.py test_mutation_gaps_processes.py"
+without_opentelemetry=()
+for test_file in tests/test_*.py; do
+    [[ " $NEEDS_OPENTELEMETRY " == *" ${test_file#tests/} "* ]] || without_opentelemetry+=("$test_file")
+done
+for minor in "${MINORS[@]}"; do
+    log "pytest on Python $minor without OpenTelemetry (the core tests)"
+    TRACECTRL_TESTS_WITHOUT_OPENTELEMETRY=1 ".venv/py$minor/bin/python" -m pytest -q \
+        -p no:cacheprovider -p no:langsmith_plugin -m "not engines and not phoenix" \
+        -k "not opentelemetry" \
+        --deselect "tests/test_context.py::test_the_trace_lives_where_the_backend_under_test_keeps_it[contextvar]" \
+        "${without_opentelemetry[@]}"
 done
 
 log "examples"
