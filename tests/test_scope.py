@@ -107,14 +107,29 @@ def test_one_scope_object_can_be_reused_after_exit() -> None:
         (("x" * 300,), {}, ValueError, "at most 256 characters, got 300"),
         (("a\nb",), {}, ValueError, "control characters"),
         (("id",), {"new": True}, ValueError, "either a session_id or new=True"),
+        ((), {"new_trace": 1}, TypeError, "new_trace must be a bool or None, got int"),
+        ((), {"new": True, "new_trace": False}, ValueError, "new_trace=False contradicts it"),
+        ((), {"span": 3}, TypeError, "span must be a str naming the span, got int"),
+        ((), {"span": ""}, ValueError, "span must not be empty"),
+        ((), {"span": "s", "attributes": [1]}, TypeError, "attributes must be a mapping, got list"),
+        ((), {"attributes": {"a": 1}}, ValueError, "attributes= are the span's: pass span= too"),
+        (("id",), {"attributes": {"a": 1}}, ValueError, "attributes= are the span's"),
     ],
 )
 def test_scope_rejects_bad_arguments_before_entering(
-    args: tuple[object, ...], kwargs: dict[str, bool], error: type[Exception], message: str
+    args: tuple[object, ...], kwargs: dict[str, object], error: type[Exception], message: str
 ) -> None:
     with pytest.raises(error, match=message):
         session_scope(*args, **kwargs)  # type: ignore[arg-type]
     assert current_session_id() is None
+
+
+def test_scope_rejects_attributes_without_a_span_for_the_id_it_checked_last() -> None:
+    session_scope("checked")  # the next scope of this id skips validating it again
+    with pytest.raises(ValueError, match="attributes= are the span's: pass span= too"):
+        session_scope("checked", attributes={"a": 1})
+    with pytest.raises(ValueError, match="attributes= are the span's: pass span= too"):
+        session_scope(attributes={"a": 1})
 
 
 def test_async_scope_restores_previous_session_after_exception() -> None:

@@ -109,6 +109,13 @@ def test_factory_returning_an_invalid_id_raises_at_call_time_and_sets_nothing() 
         ((), {"session_id": "id", "new": True}, ValueError, "either a session_id or new=True"),
         (("id",), {"session_id": "other"}, TypeError, "got the session id twice"),
         ((), {"session_id": 12}, TypeError, "must be a str or a callable, got int"),
+        ((), {"new_trace": "yes"}, TypeError, "new_trace must be a bool or None, got str"),
+        ((), {"new": True, "new_trace": False}, ValueError, "new_trace=False contradicts it"),
+        ((), {"span": 3}, TypeError, "span must be a str naming the span, got int"),
+        ((), {"span": ""}, ValueError, "span must not be empty"),
+        ((), {"span": "s", "attributes": [1]}, TypeError, "attributes must be a mapping, got list"),
+        ((), {"attributes": {"a": 1}}, ValueError, "attributes= are the span's: pass span= too"),
+        ((), {"span": False, "attributes": {"a": 1}}, ValueError, "pass span= too"),
     ],
 )
 def test_bad_decorator_arguments_raise_when_decorating(

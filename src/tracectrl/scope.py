@@ -137,12 +137,21 @@ class session_scope:
     ) -> None:
         # The identity check skips re-validating the id the previous scope was built with,
         # which keeps `with session_scope(sid):` in a loop near the cost of a bare set/reset.
-        mode: str | object | None = session_id
-        if session_id is not _last_checked_id or new:
-            mode = _checked_scope_id(session_id, new)
-        self._session_id = mode
-        self._new_trace = None if new_trace is None and not new else _trace_rule(new, new_trace)
-        self._span = None if span is None else _span_request(span, attributes)
+        # A joining scope (None) needs no check either.
+        if (
+            (session_id is _last_checked_id or session_id is None)
+            and not new
+            and new_trace is None
+            and span is None
+            and attributes is None
+        ):
+            self._session_id: str | object | None = session_id
+            self._new_trace: bool | None = None
+            self._span: SpanRequest | None = None
+        else:
+            self._session_id = _checked_scope_id(session_id, new)
+            self._new_trace = _trace_rule(new, new_trace)
+            self._span = _span_request(span, attributes)
         # One entry per open entry (session token, trace token, extras), newest
         # last, touched only by single list operations, each atomic (see
         # reset_latest): threads sharing the object never lose or take each
@@ -303,8 +312,15 @@ def _trace_rule(new: bool, new_trace: bool | None) -> bool | None:
     return new_trace
 
 
-def _span_request(name: object, attributes: SpanAttributes | None) -> SpanRequest:
-    """Validate ``span=``'s name and ``attributes=``."""
+_ATTRIBUTES_WITHOUT_SPAN = "attributes= are the span's: pass span= too"
+
+
+def _span_request(name: object, attributes: SpanAttributes | None) -> SpanRequest | None:
+    """Validate ``span=``'s name and ``attributes=``; ``None`` when no span is asked for."""
+    if name is None:
+        if attributes is not None:
+            raise ValueError(_ATTRIBUTES_WITHOUT_SPAN)
+        return None
     if not isinstance(name, str):
         raise TypeError(f"span must be a str naming the span, got {type(name).__name__}")
     if not name:
@@ -418,9 +434,9 @@ def with_session(
     resolve = _resolver(session_id, new=new)
     rule = _trace_rule(new, new_trace)
     if span is None or span is False:
-        if attributes is not None:
-            raise ValueError("attributes= are the span's: pass span= too")
-        return functools.partial(_decorate, unit=_Unit(resolve, rule, None))
+        return functools.partial(
+            _decorate, unit=_Unit(resolve, rule, _span_request(None, attributes))
+        )
     if span is True:
         return functools.partial(
             _decorate_with_span, resolve=resolve, rule=rule, attributes=attributes
