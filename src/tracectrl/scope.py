@@ -178,36 +178,33 @@ class session_scope:
             try:
                 entries = self._entries
                 entry = entries[-1]
-                if _get_trace() is not entry[4]:
+                session_token, trace_token, extras, otel, frame, owned = entry
+                if _get_trace() is not frame:
                     # Not the trace the entry put in force: perhaps an exit out of
                     # order, which must change nothing; the slow path tells.
                     raise LookupError
-                _reset_session(entry[0])
+                _reset_session(session_token)
             except (ValueError, RuntimeError, LookupError):  # IndexError is a LookupError
-                newest_not_ours = True  # another task's entry is newest, or none is open
+                pass  # another task's entry is newest, or none is open: the slow path below
             else:
-                newest_not_ours = False
                 # By identity: other threads may have added theirs since.  Only the context
                 # that made an entry removes it, so it is always there.
                 entries.remove(entry)
-                extras = entry[2]
                 if extras is not None:
                     _leave_extras(extras, exc)
-                otel = entry[3]
                 if otel is not None:
                     bridge = _trace_module._bridge
                     if bridge is not None and bridge.get_context() is not otel:
                         _restore_otel_context(otel)
                 # Made in this context with the session token just reset: never refused.
-                _reset_trace(entry[1])
-                owned = entry[5]
+                _reset_trace(trace_token)
                 if owned is not None:
                     owned.closed = True
+                return
         except BaseException:
             finish_interrupted_exit(self._entries, locals().get("entry"), exc)
             raise
-        if newest_not_ours:
-            leave_latest(self._entries, exc)
+        leave_latest(self._entries, exc)
 
     # The async methods repeat the sync bodies rather than call them: one call less
     # keeps `async with` within the cost target of a hand-written manager.
@@ -231,32 +228,29 @@ class session_scope:
             try:
                 entries = self._entries
                 entry = entries[-1]
-                if _get_trace() is not entry[4]:
+                session_token, trace_token, extras, otel, frame, owned = entry
+                if _get_trace() is not frame:
                     raise LookupError  # see __exit__
-                _reset_session(entry[0])
+                _reset_session(session_token)
             except (ValueError, RuntimeError, LookupError):
-                newest_not_ours = True
+                pass
             else:
-                newest_not_ours = False
                 entries.remove(entry)
-                extras = entry[2]
                 if extras is not None:
                     _leave_extras(extras, exc)
-                otel = entry[3]
                 if otel is not None:
                     bridge = _trace_module._bridge
                     if bridge is not None and bridge.get_context() is not otel:
                         _restore_otel_context(otel)
                 # Made in this context with the session token just reset: never refused.
-                _reset_trace(entry[1])
-                owned = entry[5]
+                _reset_trace(trace_token)
                 if owned is not None:
                     owned.closed = True
+                return
         except BaseException:
             finish_interrupted_exit(self._entries, locals().get("entry"), exc)
             raise
-        if newest_not_ours:
-            leave_latest(self._entries, exc)
+        leave_latest(self._entries, exc)
 
     def __call__(self, func: object, /) -> NoReturn:
         """Refuse to decorate ``func``: :func:`with_session` is the decorator form.

@@ -57,7 +57,7 @@ def test_interrupted_exit_whose_newest_entry_is_another_contexts_undoes_its_own(
     shared.__enter__()  # this context's entry
     elsewhere = copy_context()
     elsewhere.run(shared.__enter__)  # another context's entry, now the newest
-    _interrupt_before("_reset_session(entry[0])", lambda: shared.__exit__(None, None, None))
+    _interrupt_before("_reset_session(session_token)", lambda: shared.__exit__(None, None, None))
     assert (current_session_id(), current_trace()) == (None, None)
     assert len(shared._entries) == 1  # the other context's, kept for its own exit
     assert elsewhere.run(current_session_id) == "shared"
@@ -68,7 +68,7 @@ def test_interrupted_exit_after_its_entry_was_taken_still_ends_the_span(
 ) -> None:
     scope = session_scope("conversation", span="plan")
     scope.__enter__()
-    _interrupt_before("extras = entry[2]", lambda: scope.__exit__(None, None, None))
+    _interrupt_before("if extras is not None:", lambda: scope.__exit__(None, None, None))
     assert (current_session_id(), current_trace()) == (None, None)
     assert trace.get_current_span() is trace.INVALID_SPAN
     assert [span.name for span in global_tracing.exporter.get_finished_spans()] == ["plan"]
