@@ -196,8 +196,15 @@ def test_unit_span_carries_the_session_id_without_a_session_span_processor(
     monkeypatch.setattr(api, "tracer", provider.get_tracer("tracectrl"))
     with session_scope("conversation", span="plan", attributes={"step": 1}):
         pass
-    (span,) = exporter.get_finished_spans()
-    assert span.attributes == {SESSION_ID_ATTRIBUTE: "conversation", "step": 1}
+    with session_scope("conversation", span="bare"):
+        pass
+    # A session.id the caller passes is the caller's, and wins.
+    with session_scope("conversation", span="own", attributes={SESSION_ID_ATTRIBUTE: "mine"}):
+        pass
+    plan, bare, own = exporter.get_finished_spans()
+    assert plan.attributes == {SESSION_ID_ATTRIBUTE: "conversation", "step": 1}
+    assert bare.attributes == {SESSION_ID_ATTRIBUTE: "conversation"}
+    assert own.attributes == {SESSION_ID_ATTRIBUTE: "mine"}
     provider.shutdown()
 
 

@@ -11,6 +11,7 @@ import io
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import flask
@@ -35,7 +36,6 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tracectrl import (
-    _span,
     continue_session,
     current_session_id,
     current_trace,
@@ -83,6 +83,16 @@ def lines(stream: io.StringIO) -> list[list[str]]:
 def hex_trace(span: ReadableSpan) -> str:
     assert span.context is not None
     return f"{span.context.trace_id:032x}"
+
+
+def agent_b_inside_opentelemetrys_middleware(tracing: Tracing) -> OtelASGIMiddleware:
+    """An agent that answers with its session, tracectrl's middleware inside OpenTelemetry's."""
+
+    async def agent_b(request: Request) -> JSONResponse:
+        return JSONResponse({"session": current_session_id()})
+
+    inner = Starlette(routes=[Route("/", agent_b)], middleware=[Middleware(SessionASGIMiddleware)])
+    return OtelASGIMiddleware(inner, tracer_provider=tracing.provider)
 
 
 # Finding 2: two trace ids in one request; orphan parents ------------------------------
@@ -136,11 +146,7 @@ def test_a_call_outside_any_span_names_a_placeholder_parent_in_the_units_trace(
 ) -> None:
     # The documented rule outside any span: the callee joins the unit's trace,
     # under a parent-id that stands for the caller's unit and that nobody exports.
-    async def agent_b(request: Request) -> JSONResponse:
-        return JSONResponse({"session": current_session_id()})
-
-    inner = Starlette(routes=[Route("/", agent_b)], middleware=[Middleware(SessionASGIMiddleware)])
-    app = OtelASGIMiddleware(inner, tracer_provider=tracing.provider)
+    app = agent_b_inside_opentelemetrys_middleware(tracing)
     with serving_asgi(app) as url, session_scope("conversation-2"):
         unit = current_trace()
         headers = propagation_headers()
@@ -206,25 +212,6 @@ def test_span_option_starts_an_internal_span_with_the_session_and_attributes(
     assert span.context is not None
     assert inside.span_id == f"{span.context.span_id:016x}"
     assert trace.get_current_span() is trace.INVALID_SPAN
-
-
-def test_span_option_sets_the_session_itself_and_keeps_one_passed_in_attributes(
-    global_tracing: Tracing, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A provider with no SessionSpanProcessor: the attribute is span='s own doing.
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    api = _span._load()
-    assert api is not None
-    monkeypatch.setattr(api, "tracer", provider.get_tracer("tracectrl"))
-    with session_scope("conversation", span="bare"):
-        pass
-    with session_scope("conversation", span="own", attributes={SESSION_ID_ATTRIBUTE: "mine"}):
-        pass
-    bare, own = exporter.get_finished_spans()
-    assert dict(bare.attributes or {}) == {SESSION_ID_ATTRIBUTE: "conversation"}
-    assert dict(own.attributes or {}) == {SESSION_ID_ATTRIBUTE: "mine"}
 
 
 def test_span_true_names_the_span_after_the_function_and_records_a_raise(
@@ -328,9 +315,6 @@ def test_span_processor_stamps_session_and_conversation_ids_by_default(tracing: 
 
 
 def test_span_processor_attribute_names_replace_the_default() -> None:
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
@@ -354,11 +338,7 @@ def test_span_processor_refuses_a_single_str_of_names() -> None:
 def test_opentelemetrys_server_span_gets_the_session_from_the_middleware_inside_it(
     tracing: Tracing,
 ) -> None:
-    async def agent_b(request: Request) -> JSONResponse:
-        return JSONResponse({"session": current_session_id()})
-
-    inner = Starlette(routes=[Route("/", agent_b)], middleware=[Middleware(SessionASGIMiddleware)])
-    app = OtelASGIMiddleware(inner, tracer_provider=tracing.provider)
+    app = agent_b_inside_opentelemetrys_middleware(tracing)
     with serving_asgi(app) as url:
         body = httpx.get(url, headers={"X-TraceCtrl-Session": "conversation-4"}).json()
     assert body == {"session": "conversation-4"}
@@ -529,46 +509,42 @@ def test_instrument_chains_with_a_factory_installed_before_and_after_it() -> Non
         session_logging._installed = None
 
 
-def test_session_log_filter_on_a_handler_stamps_records_of_child_loggers() -> None:
+@contextmanager
+def filtered_logger(name: str) -> Iterator[tuple[logging.Logger, io.StringIO]]:
+    """A logger whose own handler has ``SessionLogFilter`` and formats the session fields."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.addFilter(session_logging.SessionLogFilter())
     handler.setFormatter(logging.Formatter(FORMAT))
-    parent = logging.getLogger("filtered")
-    parent.addHandler(handler)
-    parent.propagate = False
-    parent.setLevel(logging.INFO)
+    logger = logging.getLogger(name)
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
     try:
-        with session_scope("conversation-f"):
-            parent.getChild("child").info("hello")
+        yield logger, stream
     finally:
-        parent.removeHandler(handler)
+        logger.removeHandler(handler)
+
+
+def test_session_log_filter_on_a_handler_stamps_records_of_child_loggers() -> None:
+    with filtered_logger("filtered") as (parent, stream), session_scope("conversation-f"):
+        parent.getChild("child").info("hello")
     ((session_id, trace_id, span_id, message),) = lines(stream)
     assert (session_id, span_id, message) == ("conversation-f", "None", "hello")
     assert len(trace_id) == 32
 
 
 def test_session_log_filter_and_structlog_give_the_span_in_force(global_tracing: Tracing) -> None:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.addFilter(session_logging.SessionLogFilter())
-    handler.setFormatter(logging.Formatter(FORMAT))
-    logger = logging.getLogger("filtered-in-a-span")
-    logger.addHandler(handler)
-    logger.propagate = False
-    logger.setLevel(logging.INFO)
     output = io.StringIO()
     events = structlog.wrap_logger(
         structlog.PrintLogger(output),
         processors=[add_session_context, structlog.processors.JSONRenderer()],
     )
-    try:
-        with session_scope("conversation-s", span="step"):
-            span = trace.get_current_span()
-            logger.info("in a span")
-            events.info("in a span")
-    finally:
-        logger.removeHandler(handler)
+    in_a_span = session_scope("conversation-s", span="step")
+    with filtered_logger("filtered-in-a-span") as (logger, stream), in_a_span:
+        span = trace.get_current_span()
+        logger.info("in a span")
+        events.info("in a span")
     context = span.get_span_context()
     ((session_id, trace_id, span_id, _message),) = lines(stream)
     (event,) = [json.loads(line) for line in output.getvalue().splitlines()]
