@@ -24,6 +24,7 @@ from _tracing import Tracing
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware as OtelASGIMiddleware
+from opentelemetry.instrumentation.logging import LoggingInstrumentor
 from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware as OtelWSGIMiddleware
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -505,6 +506,49 @@ def test_instrument_chains_with_a_factory_installed_before_and_after_it() -> Non
         assert record.after
         assert "session_id" not in record.__dict__
     finally:
+        logging.setLogRecordFactory(original)
+        session_logging._installed = None
+
+
+def make_record() -> logging.LogRecord:
+    return logging.getLogger("x").makeRecord("x", logging.INFO, "f", 1, "m", (), None)
+
+
+@pytest.mark.parametrize("first", ["opentelemetry", "tracectrl"])
+def test_instrument_chains_with_opentelemetrys_logging_instrumentor(
+    tracing: Tracing, first: str
+) -> None:
+    original = logging.getLogRecordFactory()
+    theirs = LoggingInstrumentor()
+    tracer = tracing.provider.get_tracer("agent")
+
+    def hook(span: trace.Span, record: logging.LogRecord) -> None:
+        record.hooked = f"{span.get_span_context().span_id:016x}"
+
+    def install(which: str) -> None:
+        if which == "tracectrl":
+            session_logging.instrument()
+        else:  # its record factory, with the hook every version calls: no handler, no format
+            theirs.instrument(
+                set_logging_format=False, log_hook=hook, enable_log_auto_instrumentation=False
+            )
+
+    try:
+        install(first)
+        install("tracectrl" if first == "opentelemetry" else "opentelemetry")
+        with session_scope("chained"), tracer.start_as_current_span("step") as span:
+            record = make_record()
+        span_id = f"{span.get_span_context().span_id:016x}"
+        assert (record.session_id, record.span_id) == ("chained", span_id)
+        assert record.hooked == span_id  # from OpenTelemetry's factory
+        session_logging.uninstrument()
+        theirs.uninstrument()
+        with session_scope("after"), tracer.start_as_current_span("later"):
+            record = make_record()
+        assert not {"session_id", "hooked"} & set(record.__dict__)
+        assert logging.getLogRecordFactory() in (original, session_logging._installed)
+    finally:
+        theirs.uninstrument()
         logging.setLogRecordFactory(original)
         session_logging._installed = None
 
