@@ -119,9 +119,11 @@ class session_scope:
 
     Raises:
         TypeError: ``session_id`` or ``span`` is not a ``str`` (a function: used
-            as a decorator).
+            as a decorator); ``new_trace`` is not a ``bool``; ``attributes`` is
+            not a mapping.
         ValueError: ``session_id`` is invalid, or given together with
-            ``new=True``; ``span`` is empty; ``new=True`` with ``new_trace=False``.
+            ``new=True``; ``span`` is empty; ``attributes`` without ``span``;
+            ``new=True`` with ``new_trace=False``.
     """
 
     __slots__ = ("_entries", "_new_trace", "_session_id", "_span")
@@ -306,14 +308,11 @@ def _trace_rule(new: bool, new_trace: bool | None) -> bool | None:
     return new_trace
 
 
-_ATTRIBUTES_WITHOUT_SPAN = "attributes= are the span's: pass span= too"
-
-
 def _span_request(name: object, attributes: SpanAttributes | None) -> SpanRequest | None:
     """Validate ``span=``'s name and ``attributes=``; ``None`` when no span is asked for."""
     if name is None:
         if attributes is not None:
-            raise ValueError(_ATTRIBUTES_WITHOUT_SPAN)
+            raise ValueError("attributes= are the span's: pass span= too")
         return None
     if not isinstance(name, str):
         raise TypeError(f"span must be a str naming the span, got {type(name).__name__}")
@@ -403,9 +402,11 @@ def with_session(
 
     Raises:
         TypeError: a fixed ``session_id`` is not a ``str``; ``span`` is not a
-            ``str`` or ``bool``; at call time, a factory returned a non-``str``.
+            ``str`` or ``bool``; ``new_trace`` is not a ``bool``; ``attributes``
+            is not a mapping; at call time, a factory returned a non-``str``.
         ValueError: a fixed ``session_id`` is invalid or given with ``new=True``;
-            ``span`` is empty; ``new=True`` with ``new_trace=False``.
+            ``span`` is empty; ``attributes`` without ``span``; ``new=True`` with
+            ``new_trace=False``.
     """
     if (
         callable(func_or_id)
