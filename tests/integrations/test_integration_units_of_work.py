@@ -479,6 +479,10 @@ def test_instrument_is_idempotent_and_uninstrument_restores_the_factory() -> Non
     assert logging.getLogRecordFactory() is before
 
 
+def make_record() -> logging.LogRecord:
+    return logging.getLogger("x").makeRecord("x", logging.INFO, "f", 1, "m", (), None)
+
+
 def test_instrument_chains_with_a_factory_installed_before_and_after_it() -> None:
     original = logging.getLogRecordFactory()
 
@@ -499,19 +503,15 @@ def test_instrument_chains_with_a_factory_installed_before_and_after_it() -> Non
 
         logging.setLogRecordFactory(after)
         with session_scope("chained"):
-            record = logging.getLogger("x").makeRecord("x", logging.INFO, "f", 1, "m", (), None)
+            record = make_record()
         assert (record.stamped, record.after, record.session_id) == (True, True, "chained")
         session_logging.uninstrument()  # wrapped by a later factory: stays, adds nothing
-        record = logging.getLogger("x").makeRecord("x", logging.INFO, "f", 1, "m", (), None)
+        record = make_record()
         assert record.after
         assert "session_id" not in record.__dict__
     finally:
         logging.setLogRecordFactory(original)
         session_logging._installed = None
-
-
-def make_record() -> logging.LogRecord:
-    return logging.getLogger("x").makeRecord("x", logging.INFO, "f", 1, "m", (), None)
 
 
 @pytest.mark.parametrize("first", ["opentelemetry", "tracectrl"])
