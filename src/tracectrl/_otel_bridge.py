@@ -36,7 +36,7 @@ from opentelemetry.trace import (
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE, TraceState
 
 from tracectrl._tokens import reset
-from tracectrl._trace import TraceContext, TraceValue
+from tracectrl._trace import TraceContext, TraceValue, started_trace
 from tracectrl._tracecontext import tracestate_items
 
 
@@ -63,6 +63,12 @@ class OpenTelemetryBridge:
         The trace tracectrl attached comes back as the very object attached; a
         span started later (or extracted by OpenTelemetry's own propagators) is
         converted, ``is_remote`` false for a local span.  No valid span: ``None``.
+
+        A local span the sampler dropped, inside a unit of work whose trace
+        tracectrl started, comes back with the unit's trace id: the SDK gives
+        such a span a trace id of its own without calling any span processor,
+        and nothing exports it, so the unit's logs and outgoing calls keep the
+        unit's trace id (with the span's id and its unsampled flags).
         """
         span = _current_context().get(_SPAN_KEY)
         if type(span) is _AttachedTraceSpan:
@@ -76,6 +82,8 @@ class OpenTelemetryBridge:
             return None
         span_context = span.get_span_context()
         trace = _trace_of(span_context) if span_context.is_valid else None
+        if type(span) is NonRecordingSpan and trace is not None and not trace.is_remote:
+            return _in_started_unit(trace)  # not kept: the answer depends on the unit in force
         self._last_converted = (span, trace)
         return trace
 
@@ -227,6 +235,12 @@ def _continues(span: Span, trace: TraceContext) -> bool:
         return trace.is_remote or current.span_id == int(trace.span_id, 16)
     except ValueError:
         return False
+
+
+def _in_started_unit(dropped: TraceContext) -> TraceContext:
+    """Return a dropped local span's position in the trace tracectrl started for the unit."""
+    started = started_trace()
+    return dropped if started is None else dropped._replace(trace_id=started.trace_id)
 
 
 def _trace_of(span_context: SpanContext) -> TraceContext:

@@ -29,6 +29,7 @@ from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware as OtelWS
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import SpanKind, StatusCode
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -161,6 +162,78 @@ def test_a_call_outside_any_span_names_a_placeholder_parent_in_the_units_trace(
     assert (hex_trace(server), f"{server.parent.span_id:016x}") == (unit.trace_id, sent_parent)
     assert sent_trace == unit.trace_id
     assert sent_parent not in {f"{span.context.span_id:016x}" for span in spans if span.context}
+
+
+@pytest.fixture
+def sampling_nothing() -> Iterator[Tracing]:
+    """Like ``tracing``, with a sampler that drops every span that has no sampled parent."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.0)))
+    provider.add_span_processor(SessionSpanProcessor())
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield Tracing(provider, exporter)
+    provider.shutdown()
+
+
+def test_a_span_the_sampler_drops_keeps_the_units_trace_id(
+    sampling_nothing: Tracing, instrumented_log: tuple[logging.Logger, io.StringIO]
+) -> None:
+    log, stream = instrumented_log
+    tracer = sampling_nothing.provider.get_tracer("agent")
+    with session_scope("conversation-sampled"):
+        log.info("before the span")
+        before = propagation_headers()["traceparent"].split("-")
+        with tracer.start_as_current_span("tool call") as dropped:
+            log.info("inside the dropped span")
+            inside = propagation_headers()["traceparent"].split("-")
+            in_span = current_trace()
+        log.info("after it")
+        after = propagation_headers()["traceparent"].split("-")
+    assert not dropped.is_recording()
+    own = dropped.get_span_context()
+    unit = before[1]
+    logged = lines(stream)
+    assert [line[1] for line in logged] == [unit] * 3
+    assert inside[1] == after[1] == unit != f"{own.trace_id:032x}"
+    assert in_span is not None
+    assert in_span.trace_id == unit
+    # The dropped span's own position, unsampled, so that the callee drops its spans too.
+    assert (inside[2], int(inside[3], 16) & 1) == (f"{own.span_id:016x}", 0)
+    assert logged[1][2] == f"{own.span_id:016x}"
+    assert current_trace() is None
+    assert sampling_nothing.exporter.get_finished_spans() == ()
+
+
+def test_one_dropped_span_shows_the_trace_of_each_unit_it_is_current_in(
+    sampling_nothing: Tracing,
+) -> None:
+    dropped = sampling_nothing.provider.get_tracer("agent").start_span("kept open")
+    assert not dropped.is_recording()
+    seen = []
+    for turn in ("turn-1", "turn-2"):
+        with session_scope(turn), trace.use_span(dropped, end_on_exit=False):
+            seen.append((propagation_headers()["traceparent"].split("-")[1], current_trace()))
+    assert seen[0][0] != seen[1][0]
+    assert [in_span.trace_id for _, in_span in seen if in_span is not None] == [
+        sent for sent, _ in seen
+    ]
+    with trace.use_span(dropped, end_on_exit=True):  # outside any unit: the span's own trace
+        outside = current_trace()
+    assert outside is not None
+    assert outside.trace_id == f"{dropped.get_span_context().trace_id:032x}"
+
+
+def test_a_dropped_span_under_a_continued_trace_keeps_that_trace(
+    sampling_nothing: Tracing,
+) -> None:
+    incoming = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"  # not sampled
+    tracer = sampling_nothing.provider.get_tracer("agent-b")
+    continued = continue_session({"traceparent": incoming})
+    with continued, tracer.start_as_current_span("handler") as dropped:
+        sent = propagation_headers()["traceparent"].split("-")
+    assert not dropped.is_recording()
+    assert sent[1] == "0af7651916cd43dd8448eb211c80319c"
+    assert sent[2] == f"{dropped.get_span_context().span_id:016x}"
 
 
 # Finding 3: a stale trace in OpenTelemetry's context ----------------------------------------

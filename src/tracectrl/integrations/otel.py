@@ -113,7 +113,9 @@ class SessionSpanProcessor(SpanProcessor):
     A span that starts with no parent inside a unit of work whose trace
     tracectrl started (no span and no ``traceparent`` was in force) gets that
     trace's id, so that logs, outgoing ``traceparent`` and spans of the unit
-    show one trace id; it stays a root: no parent that nobody exports.  Add it
+    show one trace id; it stays a root: no parent that nobody exports.  (A
+    span the sampler drops never reaches a processor; while it is current,
+    tracectrl shows it with the unit's trace id all the same.)  Add it
     next to the exporting processor:
     ``provider.add_span_processor(SessionSpanProcessor())``.
 
