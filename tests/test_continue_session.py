@@ -6,9 +6,11 @@ import asyncio
 import threading
 import uuid
 import warnings
+from collections.abc import Iterator
 
 import pytest
 
+from tracectrl import session_scope, with_session
 from tracectrl._trace import TraceContext, attach_trace, current_trace
 from tracectrl._tracecontext import parse_traceparent
 from tracectrl.context import (
@@ -311,3 +313,44 @@ def test_continue_session_entered_once_does_not_warn_when_collected() -> None:
                 return current_session_id()
 
         assert asyncio.run(handler()) == "bob"
+
+
+@pytest.mark.parametrize("incoming_trace", [TRACEPARENT, None])
+def test_one_object_entered_by_a_generator_body_and_its_caller_restores_each_entry(
+    incoming_trace: str | None,
+) -> None:
+    # A decorated generator's body runs in its caller's context: its exit must take
+    # its own entry of the shared object, not the one its caller made since.
+    headers = {SESSION_HEADER: "incoming"}
+    if incoming_trace is not None:
+        headers["traceparent"] = incoming_trace
+    shared = continue_session(headers)
+    seen: dict[str, tuple[str | None, TraceContext | None]] = {}
+
+    def state() -> tuple[str | None, TraceContext | None]:
+        return current_session_id(), current_trace()
+
+    @with_session("body")
+    def body() -> Iterator[None]:
+        seen["body before"] = state()
+        with shared:
+            yield
+        seen["body after"] = state()
+        yield
+
+    with session_scope("caller"):
+        seen["caller before"] = state()
+        steps = body()
+        next(steps)
+        with shared:
+            seen["caller inside"] = state()
+            next(steps)
+            assert state() == seen["caller inside"]
+        seen["caller after"] = state()
+        steps.close()
+    assert seen["body before"][0] == "body"
+    assert seen["body after"] == seen["body before"]
+    assert seen["caller before"][0] == "caller"
+    assert seen["caller after"] == seen["caller before"]
+    assert seen["caller inside"][0] == "incoming"
+    assert current_session_id() is None

@@ -38,7 +38,9 @@ def warn_foreign_exit() -> None:
 
 
 def reset_latest(
-    var: ContextVar[Optional[_T]], tokens: list[Token[Optional[_T]]]
+    var: ContextVar[Optional[_T]],
+    tokens: list[Token[Optional[_T]]],
+    first: Token[Optional[_T]] | None = None,
 ) -> Token[Optional[_T]] | None:
     """Reset ``var`` with the newest token in ``tokens`` that belongs to this context.
 
@@ -56,8 +58,15 @@ def reset_latest(
     misbehaving thread never makes a correct one raise.  The token used is
     removed from ``tokens`` and returned, so that a caller keeping other
     per-entry data can undo that entry's too; ``None`` means nothing was undone.
+
+    ``first``, one of ``tokens``, is tried before the others: the entry a
+    caller knows put the values now in force there (a decorated generator's
+    body and its caller run in one context, so both may have entered).
     """
-    for token in reversed(tokens[:]):  # a copy: other threads change the list meanwhile
+    newest_first = tokens[::-1]  # a copy: other threads change the list meanwhile
+    if first is not None:
+        newest_first.insert(0, first)  # tried twice if refused: the second try is refused too
+    for token in newest_first:
         try:
             var.reset(token)
         except (ValueError, RuntimeError):

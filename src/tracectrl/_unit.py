@@ -284,10 +284,20 @@ def leave_latest(entries: list[Entry], error: BaseException | None) -> None:
     own exits.  With none of this context's, nothing is changed here and a
     ``RuntimeWarning`` says so: an exit in the wrong place never damages the
     exiting context's session or trace.
+
+    Entries that put the trace now in force are tried first: a decorated
+    generator's body runs in its caller's context, so when the body and the
+    caller both entered the object, the newest entry this context can reset
+    may be the caller's while the body exits.
     """
     trace_now = _get_trace()
     session_now = _get_session()  # a refused reset below changes nothing
+    ordered: list[Entry] = []
+    others: list[Entry] = []
     for entry in reversed(entries[:]):  # a copy: other threads change the list meanwhile
+        (ordered if entry[4] is trace_now else others).append(entry)
+    ordered += others
+    for entry in ordered:
         try:
             _reset_session(entry[0])
         except (ValueError, RuntimeError):

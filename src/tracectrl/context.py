@@ -31,10 +31,13 @@ from tracectrl._sessionvar import session_var
 from tracectrl._tokens import reset_latest
 from tracectrl._trace import (
     TraceContext,
+    TraceValue,
     attach_trace,
     clear_trace,
     current_trace,
+    get_trace_state,
     new_trace,
+    otel_context,
 )
 from tracectrl._tracecontext import (
     outgoing_traceparent,
@@ -281,14 +284,15 @@ class continue_session:
         warn_if_session_env_set()
         # The session token of each open entry, newest last, and by the id of each
         # (tokens are not hashable; an open entry keeps its token alive), the
-        # entry it belongs to, whose trace is undone with it.
+        # entry it belongs to, whose trace is undone with it, and the trace and
+        # OpenTelemetry context it put in force.
         self._session_tokens: list[Token[Optional[str]]] = []
-        self._entries: dict[int, Continued] = {}
+        self._entries: dict[int, tuple[Continued, TraceValue, object]] = {}
 
     def __enter__(self) -> str:
         self._entered = True
         entry = enter(self._headers, self._admission)
-        self._entries[id(entry.session_token)] = entry
+        self._entries[id(entry.session_token)] = (entry, get_trace_state(), otel_context())
         self._session_tokens.append(entry.session_token)
         return entry.session_id
 
@@ -298,9 +302,25 @@ class continue_session:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        undone = reset_latest(session_var, self._session_tokens)
+        tokens = self._session_tokens
+        first = self._entry_in_force() if len(tokens) > 1 else None
+        undone = reset_latest(session_var, tokens, first)
         if undone is not None:
-            leave_trace(self._entries.pop(id(undone)))
+            leave_trace(self._entries.pop(id(undone))[0])
+
+    def _entry_in_force(self) -> Token[Optional[str]] | None:
+        """The newest entry whose trace and OpenTelemetry context are the ones in force.
+
+        A decorated generator's body runs in its caller's context: when both
+        entered this object, the newest entry is not always the exiting one's.
+        """
+        trace_now = get_trace_state()
+        otel_now = otel_context()
+        for token in reversed(self._session_tokens[:]):
+            recorded = self._entries.get(id(token))
+            if recorded is not None and recorded[1] is trace_now and recorded[2] is otel_now:
+                return token
+        return None
 
     def __del__(self) -> None:
         if not self._entered:
