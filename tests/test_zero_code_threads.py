@@ -15,6 +15,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import process as process_pool
 from concurrent.futures import thread as thread_pool
 from contextvars import ContextVar, copy_context
+from multiprocessing.pool import ThreadPool
 from typing import Any, Optional
 
 import pytest
@@ -51,6 +52,8 @@ THREAD_START = (
     if hasattr(threading, "_start_joinable_thread")
     else "_start_new_thread"
 )
+
+DEADLOCK_GUARD = 30.0  # seconds; only reached when a test already fails
 
 _payload: ContextVar[Optional[object]] = ContextVar("zero_code_payload", default=None)
 
@@ -193,6 +196,75 @@ def test_pool_worker_does_not_keep_the_context_of_the_submit_that_started_it() -
         assert watched() is None  # the live worker holds nothing of that submit's context
     finally:
         pool.shutdown()
+
+
+@pytest.mark.usefixtures("instrumented")
+def test_a_multiprocessing_thread_pool_made_in_a_session_never_hands_it_to_later_tasks() -> None:
+    # Its workers and handler threads start in its constructor and serve every task.
+    payload = Payload()
+    watched = weakref.ref(payload)
+    token = _payload.set(payload)
+    with session_scope("request-a"):
+        pool = ThreadPool(2)
+    _payload.reset(token)
+    del payload
+    try:
+        with session_scope("request-b"):
+            assert pool.apply(current_session_id) is None
+            assert pool.map(lambda _: current_session_id(), range(4)) == [None] * 4
+            called_back: list[Optional[str]] = []
+            pool.apply_async(
+                current_session_id, callback=lambda _: called_back.append(current_session_id())
+            ).get(timeout=DEADLOCK_GUARD)
+        assert pool.apply(current_session_id) is None
+        assert pool.apply(_payload.get) is None
+    finally:
+        pool.close()
+        pool.join()
+    assert called_back == [None]  # the result handler thread holds no session either
+    gc.collect()
+    assert watched() is None
+
+
+@pytest.mark.usefixtures("instrumented")
+def test_dasks_thread_pool_worker_does_not_keep_the_first_submitters_context() -> None:
+    from distributed.threadpoolexecutor import ThreadPoolExecutor as DaskThreadPool
+
+    pool = DaskThreadPool(max_workers=1)
+    try:
+        payload = Payload()
+        watched = weakref.ref(payload)
+        token = _payload.set(payload)
+        with session_scope("request-a"):
+            pool.submit(current_session_id).result(timeout=DEADLOCK_GUARD)  # starts the worker
+        _payload.reset(token)
+        del payload
+        with session_scope("request-b"):
+            assert pool.submit(current_session_id).result(timeout=DEADLOCK_GUARD) is None
+        assert pool.submit(current_session_id).result(timeout=DEADLOCK_GUARD) is None
+        gc.collect()
+        assert watched() is None
+    finally:
+        pool.shutdown()
+
+
+@pytest.mark.usefixtures("instrumented")
+def test_a_thread_whose_target_is_unhashable_still_runs_in_the_starters_context() -> None:
+    class Target:
+        __hash__ = None  # type: ignore[assignment]
+
+        def __init__(self) -> None:
+            self.seen: Optional[str] = None
+
+        def __call__(self) -> None:
+            self.seen = current_session_id()
+
+    target = Target()
+    with session_scope("starter"):
+        thread = threading.Thread(target=target)
+        thread.start()
+    thread.join(DEADLOCK_GUARD)
+    assert target.seen == "starter"
 
 
 @pytest.mark.usefixtures("instrumented")

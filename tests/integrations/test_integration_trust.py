@@ -17,9 +17,15 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tracectrl import _trust, current_session_id, current_trace, session_scope
-from tracectrl.context import SESSION_HEADER, SESSION_KEY_ENV_VAR, SIGNATURE_HEADER
+from tracectrl.context import (
+    SESSION_HEADER,
+    SESSION_KEY_ENV_VAR,
+    SIGNATURE_HEADER,
+    propagation_headers,
+)
 from tracectrl.integrations.asgi import SessionMiddleware
 from tracectrl.integrations.httpx import add_propagation_headers
+from tracectrl.integrations.requests import PropagatingSession
 from tracectrl.integrations.wsgi import SessionMiddleware as WSGISessionMiddleware
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
@@ -127,6 +133,31 @@ def test_a_keyed_server_adopts_sessions_signed_by_the_client_hooks_only(
     assert _is_uuid(forged["session"])
     assert forged["trace_id"] == TRACE_ID
     assert _is_uuid(wrong_signature["session"])
+
+
+@pytest.mark.parametrize("client", ["httpx", "requests"])
+def test_a_signature_the_caller_made_with_key_survives_the_client_integrations(
+    client: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(SESSION_KEY_ENV_VAR, raising=False)  # the hooks sign nothing themselves
+
+    def send(url: str, headers: dict[str, str]) -> dict[str, Any]:
+        if client == "httpx":
+            with httpx.Client(event_hooks={"request": [add_propagation_headers]}) as http:
+                return dict(http.get(url, headers=headers).json())
+        with PropagatingSession() as session:
+            return dict(session.get(url, headers=headers).json())
+
+    with _serving("asgi", key=KEY) as url:
+        with session_scope("alice"):
+            signed = send(url, propagation_headers(key=KEY))
+        with session_scope("bob"):
+            bobs_signature = propagation_headers(key=KEY)[SIGNATURE_HEADER]
+        with session_scope("alice"):
+            # A signature made for another session is sent on too, and refused by the receiver.
+            misplaced = send(url, {SIGNATURE_HEADER: bobs_signature})
+    assert signed["session"] == "alice"
+    assert _is_uuid(misplaced["session"])
 
 
 @SERVERS

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 
 from tracectrl._headers import header_values
-from tracectrl._wire import ALL_NAMES, BAGGAGE
+from tracectrl._wire import ALL_NAMES, BAGGAGE, SIGNATURE_FIELD
 from tracectrl.context import propagation_headers
 
 
@@ -16,12 +16,19 @@ def set_propagation_headers(headers: MutableMapping[str, str]) -> None:
     ``httpx``'s): only the propagation fields are touched, other fields (and
     their repeats) stay as they are.  Baggage members already there are kept,
     with ``session.id`` merged in; a stale field with nothing to replace it
-    (a ``tracestate`` when the current trace has none) is removed.
+    (a ``tracestate`` when the current trace has none) is removed.  A session
+    signature the caller set is kept unless one is written here (with
+    ``$TRACECTRL_SESSION_KEY`` set): one made with ``propagation_headers(key=...)``
+    holds for the session and trace-id sent, and a receiver checks it anyway.
     """
     baggage = header_values(headers, BAGGAGE)
     fresh = propagation_headers({BAGGAGE: ",".join(baggage)} if baggage else None)
     for name, value in fresh.items():
         headers[name] = value
-    for name in ALL_NAMES.difference(field.lower() for field in fresh):
+    for name in _REPLACED.difference(field.lower() for field in fresh):
         if name in headers:
             del headers[name]
+
+
+#: The fields whose caller-set values are removed when no current value replaces them.
+_REPLACED = ALL_NAMES - {SIGNATURE_FIELD}

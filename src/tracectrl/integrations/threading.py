@@ -12,7 +12,9 @@ After :func:`instrument`:
   included) runs in a copy of the context of the code that called ``start()``,
   as CPython 3.14 does on free-threaded builds.  A thread pool's worker
   thread is the exception: it never keeps the context of the ``submit`` that
-  happened to start it, so nothing of one task lingers into the next;
+  happened to start it, so nothing of one task lingers into the next (the
+  same for ``multiprocessing.pool``'s worker and handler threads, and Dask's
+  thread pool);
 * every ``concurrent.futures.ProcessPoolExecutor.submit`` and ``map`` ships the
   session id and the trace as plain data, like :func:`tracectrl.submit`.
 
@@ -44,6 +46,7 @@ import concurrent.futures.process as _process_pool
 import concurrent.futures.thread as _thread_pool
 import functools
 import inspect
+import multiprocessing.pool
 import multiprocessing.queues
 import threading
 import types
@@ -199,14 +202,23 @@ def _start_thread_in_callers_context(
 def _inherits_context(thread: threading.Thread) -> bool:
     """Say whether ``thread`` should run in a copy of the context that starts it."""
     target = getattr(thread, "_target", None)
-    # Long-lived threads that standard library pools start lazily, inside the
-    # first submit or put: keeping that caller's context would hand its session
-    # to every later task and keep it alive for the pool's lifetime.
-    if target is _thread_pool._worker or target is _QUEUE_FEEDER:
-        return False
-    if isinstance(thread, _process_pool._ExecutorManagerThread):
+    # Long-lived threads that pools start, lazily inside the first submit or put,
+    # or in their constructor, and reuse for every task: keeping that caller's
+    # context would hand its session to every later task (and to result
+    # callbacks) and keep it alive for the pool's lifetime.
+    if _is_pool_thread(target) or isinstance(thread, _process_pool._ExecutorManagerThread):
         return False
     return not runs_in_own_context(target)
+
+
+def _is_pool_thread(target: object) -> bool:
+    """Say whether ``target`` is what a pool's long-lived thread runs."""
+    for known in _POOL_THREADS:  # by identity: a target need not be hashable
+        if target is known:
+            return True
+    module = getattr(target, "__module__", None)
+    name = getattr(target, "__qualname__", None)
+    return type(module) is str and type(name) is str and (module, name) in _NAMED_POOL_THREADS
 
 
 def _seams() -> dict[str, tuple[Any, str, object, object]]:
@@ -247,7 +259,26 @@ _THREAD_START = (
     if hasattr(threading, "_start_joinable_thread")
     else "_start_new_thread"
 )
-_QUEUE_FEEDER = multiprocessing.queues.Queue._feed  # type: ignore[attr-defined]
+#: The targets of the standard library's pool threads: concurrent.futures' worker,
+#: multiprocessing's queue feeder, and multiprocessing.pool's workers and handlers
+#: (``Pool`` and ``ThreadPool``, whose tasks run in the worker's own context).
+_POOL_THREADS = (
+    _thread_pool._worker,
+    multiprocessing.queues.Queue._feed,  # type: ignore[attr-defined]
+    multiprocessing.pool.worker,  # type: ignore[attr-defined]
+    multiprocessing.pool.Pool._handle_workers,  # type: ignore[attr-defined]
+    multiprocessing.pool.Pool._handle_tasks,  # type: ignore[attr-defined]
+    multiprocessing.pool.Pool._handle_results,  # type: ignore[attr-defined]
+)
+#: Pool threads of other libraries, by the module and name of their target, so
+#: that none of those libraries is imported here: Dask's thread pool (every Dask
+#: worker runs its tasks in one) and the copy of concurrent.futures it ships.
+_NAMED_POOL_THREADS = frozenset(
+    {
+        ("distributed.threadpoolexecutor", "_worker"),
+        ("distributed._concurrent_futures_thread", "_worker"),
+    }
+)
 
 _run_in_context = Context.run
 _FunctionType = types.FunctionType
