@@ -81,6 +81,26 @@ def session_in(context: Context | None) -> str | None:
     return choose(session_var.get(), carried, named)
 
 
+def session_to_send(context: Context | None) -> str | None:
+    """Return the session to write into a carrier for ``context`` (``None``: the current one).
+
+    A context of the work running here (the current one, or one made from it:
+    the same extracted and OpenInference sessions) sends what
+    :func:`session_in` finds, tracectrl's session included.  Any other context
+    (captured in another request, or an empty one) sends only the session it
+    holds itself, so that a carrier never pairs that context's trace with the
+    session of the code that happens to inject it.
+    """
+    current = get_current()
+    if context is None or context is current:
+        return session_in(None)
+    carried = context.get(CARRIED_KEY)
+    named = context.get(OPENINFERENCE_SESSION_KEY)
+    if carried is current.get(CARRIED_KEY) and named is current.get(OPENINFERENCE_SESSION_KEY):
+        return choose(session_var.get(), carried, named)
+    return choose(None, carried, named)
+
+
 def choose(local: str | None, carried: object, named: object) -> str | None:
     """Choose between tracectrl's session, a carried one and OpenInference's.
 

@@ -120,6 +120,48 @@ def test_extracted_session_wins_over_the_one_in_force_around_the_request() -> No
     assert current_session_id() == "set-at-start-up"
 
 
+def _injected(context: Optional[Context]) -> Optional[str]:
+    carrier: dict[str, str] = {}
+    PROPAGATOR.inject(carrier, context=context)
+    return carrier.get("X-TraceCtrl-Session")
+
+
+def test_inject_with_a_context_from_another_request_sends_that_requests_session() -> None:
+    request_a = PROPAGATOR.extract({"x-tracectrl-session": "request-a"})
+    with session_scope("other-work"):
+        # The context of another request: its session, as the trace propagator sends its trace.
+        assert _injected(request_a) == "request-a"
+        assert _injected(otel_context.set_value("unrelated", 1, request_a)) == "request-a"
+        # No context, or the current one or one made from it: the session in force here.
+        assert _injected(None) == "other-work"
+        assert _injected(otel_context.get_current()) == "other-work"
+        assert _injected(otel_context.set_value("unrelated", 1)) == "other-work"
+    assert _injected(request_a) == "request-a"
+    assert _injected(None) is None
+
+
+def test_inject_with_a_context_made_in_the_current_request_sends_the_session_in_force() -> None:
+    token = otel_context.attach(PROPAGATOR.extract({"x-tracectrl-session": "caller"}))
+    try:
+        made_here = otel_context.set_value("unrelated", 1)
+        assert _injected(made_here) == "caller"
+        with session_scope("set-in-the-handler"):
+            assert _injected(made_here) == "set-in-the-handler"
+    finally:
+        otel_context.detach(token)
+
+
+def test_inject_with_an_empty_context_sends_no_session_that_only_the_current_one_holds() -> None:
+    token = otel_context.attach(otel_context.set_value("session.id", "openinference-session"))
+    try:
+        assert _injected(None) == "openinference-session"
+        assert _injected(Context()) is None
+    finally:
+        otel_context.detach(token)
+    named = otel_context.set_value("session.id", "openinference-session", Context())
+    assert _injected(named) == "openinference-session"
+
+
 def test_composite_with_the_standard_propagators_round_trips_trace_and_session() -> None:
     composite = CompositePropagator(
         [TraceContextTextMapPropagator(), W3CBaggagePropagator(), SessionPropagator()]

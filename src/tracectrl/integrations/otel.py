@@ -65,7 +65,7 @@ else:
 
 from tracectrl._baggage import merge_baggage
 from tracectrl._headers import header_values
-from tracectrl._otel_session import carry, session_in
+from tracectrl._otel_session import carry, session_in, session_to_send
 from tracectrl._trace import register_session_attributes, started_trace
 from tracectrl._tracecontext import trace_from_fields
 from tracectrl._trust import admission, session_signature
@@ -237,8 +237,17 @@ class SessionPropagator(TextMapPropagator):
         context: Optional[Context] = None,
         setter: Setter[CarrierT] = default_setter,
     ) -> None:
-        """Write the session in force (in ``context``, default: here) into ``carrier``."""
-        session_id = session_in(context)
+        """Write the session of ``context`` (default: the one in force here) into ``carrier``.
+
+        A context of the work running here (the current one, or one made from
+        it) sends the session in force here.  A context from elsewhere (one
+        captured in another request, an empty one) sends only the session it
+        carries itself (extracted, or OpenInference's), or none.  A session
+        tracectrl code set lives in tracectrl's own variable, not in any
+        OpenTelemetry context, so a context that carries neither kind counts
+        as one of the work running here.
+        """
+        session_id = session_to_send(context)
         if session_id is None:
             return
         encoded = encode_session_id(session_id)
