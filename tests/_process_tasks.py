@@ -28,3 +28,15 @@ def overwrite_then_fail(session_id: str) -> None:
     """Set a session, then raise: neither may outlive the task."""
     set_session_id(session_id)
     raise LookupError(f"tool failed under {session_id}")
+
+
+def report_with_value(value: object = None) -> tuple[object, ContextSnapshot]:
+    """Return the value received (a future's result, once resolved) and the session in force."""
+    return value, capture()
+
+
+def dask_worker_and_session() -> tuple[str, ContextSnapshot]:
+    """Return the address of the Dask worker running this task, and the session in force."""
+    from distributed import get_worker
+
+    return get_worker().address, capture()

@@ -9,7 +9,7 @@ of work, on the other side.
 from __future__ import annotations
 
 import functools
-from contextvars import Context
+from contextvars import Context, copy_context
 from types import TracebackType
 from typing import Callable, NamedTuple, Optional, TypeVar
 
@@ -94,6 +94,20 @@ def run_with_snapshot(
     # context, not a copy of the worker's: a worker forked by code that did not go
     # through submit() may hold its forker's values, and the task must see only its own.
     return Context().run(_call_applied, snapshot, functools.partial(fn, *args, **kwargs))
+
+
+def run_in_task_with_snapshot(
+    snapshot: ContextSnapshot, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs
+) -> _T:
+    """In an engine's task: run ``fn`` in a copy of the task's context with ``snapshot`` applied.
+
+    For engines that put values of their own in the context of the task they
+    run (Dask's current worker, which ``get_worker()`` and ``worker_client()``
+    read), and whose workers are started by the engine, never forked by code
+    of the caller's: the task keeps the engine's values, and what ``fn`` sets
+    stays in the copy.
+    """
+    return copy_context().run(_call_applied, snapshot, functools.partial(fn, *args, **kwargs))
 
 
 def _call_applied(snapshot: ContextSnapshot, call: Callable[[], _T]) -> _T:

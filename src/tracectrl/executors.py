@@ -121,7 +121,9 @@ def bind(fn: Callable[_P, _T]) -> Callable[_P, _T]:
     :class:`contextvars.Context`, which cannot be pickled, so it cannot be sent
     to a process pool: use :func:`submit` there.  For a
     coroutine function only the creation of the coroutine is bound; the body
-    runs in the task that awaits it.
+    runs in the task that awaits it.  Likewise for a generator function: the
+    body runs in the context of the code iterating it (decorate it with
+    :func:`tracectrl.with_session` instead).
 
     Args:
         fn: the function to run later in the context of now.

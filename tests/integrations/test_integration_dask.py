@@ -16,7 +16,13 @@ pytest.importorskip("distributed", reason="Dask distributed is not installed for
 from _services import child_environment
 from distributed import Client, LocalCluster
 
-from _process_tasks import overwrite_then_fail, report, report_then_overwrite
+from _process_tasks import (
+    dask_worker_and_session,
+    overwrite_then_fail,
+    report,
+    report_then_overwrite,
+    report_with_value,
+)
 from tracectrl import (
     current_session_id,
     current_trace,
@@ -71,6 +77,27 @@ def test_keyword_arguments_go_to_the_function(client: Client) -> None:
     with session_scope("keywords"):
         _, seen = submit(client, report_then_overwrite, session_id="set-inside").result()
     assert seen.session_id == "keywords"
+
+
+def test_futures_in_keyword_arguments_are_resolved_as_client_submit_resolves_them(
+    client: Client,
+) -> None:
+    ten = client.submit(int, "10", pure=False)
+    with session_scope("keyword-future"):
+        value, seen = submit(client, report_with_value, value=ten).result()
+        mapped = [future.result()[0] for future in submit_map(client, report_with_value, [ten])]
+    assert value == 10
+    assert seen.session_id == "keyword-future"
+    assert mapped == [10]
+
+
+def test_dasks_own_context_is_kept_for_get_worker_inside_the_task(client: Client) -> None:
+    # get_worker() and worker_client() read a context variable Dask sets for each task.
+    workers = set(client.scheduler_info()["workers"])
+    with session_scope("on-a-worker"):
+        address, seen = submit(client, dask_worker_and_session).result()
+    assert address in workers
+    assert seen.session_id == "on-a-worker"
 
 
 def test_what_a_task_sets_stays_in_the_task(client: Client) -> None:

@@ -5,6 +5,7 @@ A real local Ray cluster (``ray.init`` on this machine, dashboard off).
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 
@@ -63,6 +64,22 @@ class Agent:
         return capture()
 
 
+@ray.remote
+class AsyncAgent:
+    """An async actor: each call runs as a task of its event loop."""
+
+    @actor_method
+    async def act(self, overwrite: str) -> ContextSnapshot:
+        await asyncio.sleep(0.01)  # the calls interleave
+        seen = capture()
+        set_session_id(overwrite)
+        await asyncio.sleep(0)
+        return seen
+
+    async def untraced(self) -> ContextSnapshot:
+        return capture()
+
+
 def test_task_runs_under_the_caller_session_and_trace(cluster: None) -> None:
     with session_scope("ray-session"):
         inject_trace_headers()  # a trace in force, to be carried
@@ -96,6 +113,19 @@ def test_actor_method_runs_under_the_caller_session_and_leaves_the_actor_clean(
     with session_scope("actor-session-2"):
         second = ray.get(call(agent.act, "set-again"))
     assert (first.session_id, second.session_id) == ("actor-session-1", "actor-session-2")
+    assert ray.get(agent.untraced.remote()).session_id is None
+
+
+def test_an_async_actor_method_runs_under_the_caller_session_and_leaves_the_actor_clean(
+    cluster: None,
+) -> None:
+    agent = AsyncAgent.remote()  # type: ignore[attr-defined]
+    refs = []
+    for number in range(8):
+        with session_scope(f"async-caller-{number}"):
+            refs.append(call(agent.act, f"set-in-actor-{number}"))
+    seen = ray.get(refs)
+    assert [snapshot.session_id for snapshot in seen] == [f"async-caller-{n}" for n in range(8)]
     assert ray.get(agent.untraced.remote()).session_id is None
 
 

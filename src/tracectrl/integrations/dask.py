@@ -31,7 +31,7 @@ except ImportError as error:
 
 from typing_extensions import ParamSpec
 
-from tracectrl._snapshot import capture, run_with_snapshot
+from tracectrl._snapshot import ContextSnapshot, capture, run_in_task_with_snapshot
 
 if TYPE_CHECKING:
     from distributed import Future
@@ -55,21 +55,25 @@ def submit(
     client's own options with ``client.submit(run, ...)`` if you need them.
     Each call is a new task (``pure=False``): the same call under two sessions
     must not share one result.  An exception raised by ``fn`` is the
-    future's, as with ``client.submit``.  ``args`` may hold futures; they are
-    resolved as ``client.submit`` resolves them.
+    future's, as with ``client.submit``.  ``args`` and ``kwargs`` may hold
+    futures; they are resolved as ``client.submit`` resolves them.  ``fn``
+    runs in a copy of the task's context, so Dask's ``get_worker()`` and
+    ``worker_client()`` work inside it.
 
     Args:
         client: the :class:`distributed.Client` to submit to.
         fn: the function the worker runs; it must be picklable.
         *args: positional arguments for ``fn`` (futures are resolved first).
-        **kwargs: keyword arguments for ``fn``, all of them.
+        **kwargs: keyword arguments for ``fn``, all of them (futures are resolved first).
 
     Returns:
         The client's :class:`distributed.Future` for ``fn``'s result; an
     exception ``fn`` raises is the future's.
     """
-    call = functools.partial(fn, **kwargs) if kwargs else fn
-    future: Future[_T] = client.submit(run_with_snapshot, capture(), call, *args, pure=False)
+    # The keyword arguments travel as one dict among the positional ones, where
+    # Dask finds and resolves futures (it never looks inside a partial), and
+    # where none of them can be taken for one of client.submit's own options.
+    future: Future[_T] = client.submit(_run_task, capture(), fn, kwargs, *args, pure=False)
     return future
 
 
@@ -95,6 +99,13 @@ def submit_map(
         One :class:`distributed.Future` per item, in order; an exception
         ``fn`` raises is that item's future's.
     """
-    run = functools.partial(run_with_snapshot, capture(), fn)
+    run = functools.partial(_run_task, capture(), fn, {})
     futures: list[Future[_T]] = client.map(run, *iterables, pure=False)
     return futures
+
+
+def _run_task(
+    snapshot: ContextSnapshot, fn: Callable[..., _T], kwargs: dict[str, Any], /, *args: Any
+) -> _T:
+    """On the worker: ``fn(*args, **kwargs)`` under the snapshot, keeping Dask's own context."""
+    return run_in_task_with_snapshot(snapshot, fn, *args, **kwargs)

@@ -20,6 +20,7 @@ able to import ``tracectrl``.  Needs ``pip install ".[ray]"`` from a tracectrl c
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar, overload
 
 try:
@@ -32,7 +33,7 @@ except ImportError as error:
 
 from typing_extensions import Concatenate, ParamSpec
 
-from tracectrl._snapshot import ContextSnapshot, capture, run_with_snapshot
+from tracectrl._snapshot import ContextSnapshot, applied, capture, run_with_snapshot
 
 if TYPE_CHECKING:
     from ray import ObjectRef
@@ -126,6 +127,17 @@ def actor_method(
         self: _Self, snapshot: ContextSnapshot, /, *args: _P.args, **kwargs: _P.kwargs
     ) -> _T:
         return run_with_snapshot(snapshot, method, self, *args, **kwargs)
+
+    if inspect.iscoroutinefunction(method):
+        # An async actor runs each call as a task of its event loop: the snapshot
+        # is applied in that task's own context for the whole await.
+        async def traced_async(
+            self: _Self, snapshot: ContextSnapshot, /, *args: _P.args, **kwargs: _P.kwargs
+        ) -> Any:
+            with applied(snapshot):
+                return await method(self, *args, **kwargs)
+
+        traced = traced_async  # type: ignore[assignment]
 
     # Not functools.wraps: Ray reads the signature through __wrapped__ and would
     # then refuse the snapshot argument.
