@@ -16,6 +16,7 @@ from tracectrl._tracecontext import parse_traceparent
 from tracectrl.context import (
     SESSION_HEADER,
     continue_session,
+    extract_trace_headers,
     inject_trace_headers,
     propagation_headers,
 )
@@ -261,6 +262,52 @@ def test_continue_session_in_a_thread_leaves_other_threads_alone() -> None:
     assert current_session_id() == "main"
     release.set()
     worker.join(DEADLOCK_GUARD)
+
+
+def test_one_object_entered_by_two_threads_is_left_first_by_the_first_entrant() -> None:
+    # The first thread's entry is the older one: its exit must find it behind the newer.
+    shared = continue_session({SESSION_HEADER: "incoming", "traceparent": TRACEPARENT})
+    first_inside = threading.Event()
+    second_inside = threading.Event()
+    first_left = threading.Event()
+    seen: dict[str, tuple[str | None, str | None]] = {}
+
+    def state() -> tuple[str | None, str | None]:
+        trace = current_trace()
+        return current_session_id(), None if trace is None else trace.trace_id
+
+    def enter_first() -> None:
+        set_session_id("first-thread")
+        with shared:
+            first_inside.set()
+            second_inside.wait(DEADLOCK_GUARD)  # both entries open: this one is the older
+            # A trace taken inside: the exit cannot tell its entry by the trace in force.
+            extract_trace_headers({"traceparent": f"00-{'1' * 32}-{PARENT_ID}-01"})
+        seen["first after"] = state()
+        first_left.set()
+
+    def enter_second() -> None:
+        set_session_id("second-thread")
+        first_inside.wait(DEADLOCK_GUARD)
+        with shared:
+            second_inside.set()
+            first_left.wait(DEADLOCK_GUARD)
+            seen["second inside"] = state()
+        seen["second after"] = state()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no exit may be taken for one made elsewhere
+        first = threading.Thread(target=enter_first)
+        second = threading.Thread(target=enter_second)
+        first.start()
+        second.start()
+        first.join(DEADLOCK_GUARD)
+        second.join(DEADLOCK_GUARD)
+    assert seen == {
+        "first after": ("first-thread", None),
+        "second inside": ("incoming", TRACE_ID),
+        "second after": ("second-thread", None),
+    }
 
 
 @pytest.mark.parametrize(
