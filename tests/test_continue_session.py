@@ -6,11 +6,10 @@ import asyncio
 import threading
 import uuid
 import warnings
-from collections.abc import Iterator
 
 import pytest
 
-from tracectrl import session_scope, with_session
+from _shared_scope_generators import interleave
 from tracectrl._trace import TraceContext, attach_trace, current_trace
 from tracectrl._tracecontext import parse_traceparent
 from tracectrl.context import (
@@ -371,33 +370,11 @@ def test_one_object_entered_by_a_generator_body_and_its_caller_restores_each_ent
     headers = {SESSION_HEADER: "incoming"}
     if incoming_trace is not None:
         headers["traceparent"] = incoming_trace
-    shared = continue_session(headers)
-    seen: dict[str, tuple[str | None, TraceContext | None]] = {}
-
-    def state() -> tuple[str | None, TraceContext | None]:
-        return current_session_id(), current_trace()
-
-    @with_session("body")
-    def body() -> Iterator[None]:
-        seen["body before"] = state()
-        with shared:
-            yield
-        seen["body after"] = state()
-        yield
-
-    with session_scope("caller"):
-        seen["caller before"] = state()
-        steps = body()
-        next(steps)
-        with shared:
-            seen["caller inside"] = state()
-            next(steps)
-            assert state() == seen["caller inside"]
-        seen["caller after"] = state()
-        steps.close()
+    seen = interleave(continue_session(headers))
     assert seen["body before"][0] == "body"
     assert seen["body after"] == seen["body before"]
     assert seen["caller before"][0] == "caller"
     assert seen["caller after"] == seen["caller before"]
+    assert seen["caller inside, after the body left"] == seen["caller inside"]
     assert seen["caller inside"][0] == "incoming"
-    assert current_session_id() is None
+    assert seen["outside"][0] is None

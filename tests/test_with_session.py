@@ -6,17 +6,11 @@ import asyncio
 import functools
 import inspect
 from collections.abc import AsyncIterator, Iterator
-from typing import Optional
 
 import pytest
 
-from tracectrl import (
-    current_session_id,
-    current_trace,
-    session_scope,
-    set_session_id,
-    with_session,
-)
+from _shared_scope_generators import State, interleave, state
+from tracectrl import current_session_id, session_scope, set_session_id, with_session
 
 
 def test_bare_decorator_starts_a_session_per_call_when_there_is_none() -> None:
@@ -355,52 +349,21 @@ def test_new_true_generator_keeps_one_session_for_its_whole_life() -> None:
     assert first is not None
 
 
-State = tuple[Optional[str], Optional[str]]
-
-
-def state() -> State:
-    """The session and the trace id in force."""
-    trace = current_trace()
-    return current_session_id(), None if trace is None else trace.trace_id
-
-
 @pytest.mark.parametrize("shared_rule", [None, False])
 def test_a_scope_object_shared_by_a_generator_body_and_its_caller_restores_each_entry(
     shared_rule: bool | None,
 ) -> None:
     # The body runs in its caller's context: its exit must take its own entry of the
     # shared object, not the one its caller made since, and the caller's exit the other.
-    shared = session_scope("shared", new_trace=shared_rule)
-    seen: dict[str, State] = {}
-
-    @with_session("body")
-    def body() -> Iterator[None]:
-        seen["body before"] = state()
-        with shared:
-            seen["body inside"] = state()
-            yield
-            seen["body inside, resumed"] = state()
-        seen["body after"] = state()
-        yield
-
-    with session_scope("caller"):
-        seen["caller before"] = state()
-        steps = body()
-        next(steps)
-        assert state() == seen["caller before"]
-        with shared:
-            seen["caller inside"] = state()
-            next(steps)
-            assert state() == seen["caller inside"]
-        seen["caller after"] = state()
-        steps.close()
+    seen = interleave(session_scope("shared", new_trace=shared_rule))
     assert seen["body inside, resumed"] == seen["body inside"]
     assert seen["body after"] == seen["body before"]
-    assert seen["caller after"] == seen["caller before"]
+    assert seen["caller between"] == seen["caller after"] == seen["caller before"]
+    assert seen["caller inside, after the body left"] == seen["caller inside"]
     assert seen["body before"][0] == "body"
     assert seen["caller before"][0] == "caller"
     assert seen["body inside"][0] == seen["caller inside"][0] == "shared"
-    assert state() == (None, None)
+    assert seen["outside"] == (None, None)
 
 
 @pytest.mark.parametrize("shared_rule", [None, False])
