@@ -92,13 +92,12 @@ def session_to_send(context: Context | None) -> str | None:
     session of the code that happens to inject it.
     """
     current = get_current()
-    if context is None or context is current:
-        return session_in(None)
+    if context is None:
+        context = current
     carried = context.get(CARRIED_KEY)
     named = context.get(OPENINFERENCE_SESSION_KEY)
-    if carried is current.get(CARRIED_KEY) and named is current.get(OPENINFERENCE_SESSION_KEY):
-        return choose(session_var.get(), carried, named)
-    return choose(None, carried, named)
+    here = carried is current.get(CARRIED_KEY) and named is current.get(OPENINFERENCE_SESSION_KEY)
+    return choose(session_var.get() if here else None, carried, named)
 
 
 def choose(local: str | None, carried: object, named: object) -> str | None:

@@ -8,6 +8,9 @@ from tracectrl._headers import header_values
 from tracectrl._wire import ALL_NAMES, BAGGAGE, SIGNATURE_FIELD
 from tracectrl.context import propagation_headers
 
+#: The fields whose caller-set values are removed when no current value replaces them.
+_REPLACED = ALL_NAMES - {SIGNATURE_FIELD}
+
 
 def set_propagation_headers(headers: MutableMapping[str, str]) -> None:
     """Replace the trace and session fields of case-insensitive ``headers`` with the current ones.
@@ -28,7 +31,3 @@ def set_propagation_headers(headers: MutableMapping[str, str]) -> None:
     for name in _REPLACED.difference(field.lower() for field in fresh):
         if name in headers:
             del headers[name]
-
-
-#: The fields whose caller-set values are removed when no current value replaces them.
-_REPLACED = ALL_NAMES - {SIGNATURE_FIELD}
